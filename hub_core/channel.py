@@ -1,0 +1,258 @@
+"""What the core and a channel plugin hand each other.
+
+Plain dataclasses, no database objects: sessions and transactions belong to the service layer,
+never to a plugin (design §4). A plugin receives a :class:`ChannelConnection` and the records
+to work on, and answers with outcomes; the core stores them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+#: The operations a channel may support; the keys of ``capabilities`` (contract).
+OPERATIONS: tuple[str, ...] = (
+    "link_listings",
+    "sync_listings",
+    "publish_listings",
+    "get_orders",
+    "sync_orders",
+)
+#: What a channel may require before an operation; the keys of ``requirements``.
+REQUIREMENTS: tuple[str, ...] = ("shipping_mappings",)
+
+SUPPORTED = "supported"
+NOT_SUPPORTED = "not_supported"
+REQUIRED = "required"
+OPTIONAL = "optional"
+
+
+class ListingStatus(enum.StrEnum):
+    """Where a catalog SKU stands on a channel (contract values)."""
+
+    UNLINKED = "unlinked"
+    LINKED = "linked"
+    NOT_FOUND = "not_found"
+    AMBIGUOUS = "ambiguous"
+    BROKEN = "broken"
+
+
+class Outcome(enum.StrEnum):
+    """What happened to one record of an operation (contract values)."""
+
+    OK = "ok"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class Progress(Protocol):
+    """Lets a plugin report progress; the core draws it on stderr."""
+
+    def set_total(self, total: int) -> None:
+        """Announce how many units of work there are."""
+
+    def advance(self, count: int = 1) -> None:
+        """Mark ``count`` more units as done."""
+
+
+class NullProgress:
+    """A :class:`Progress` that draws nothing."""
+
+    def set_total(self, total: int) -> None:
+        pass
+
+    def advance(self, count: int = 1) -> None:
+        pass
+
+
+@dataclasses.dataclass
+class ChannelConnection:
+    """One merchant connection, as a plugin sees it.
+
+    ``config`` holds the validated connection values (credentials included) and ``settings`` the
+    validated settings with defaults applied. A plugin stores refreshed credentials with
+    :meth:`save_config` and reports a refused refresh token with :meth:`mark_needs_reauth`; the
+    core commits both at once, whatever the operation does next.
+    """
+
+    name: str
+    channel: str
+    config: Mapping[str, Any]
+    settings: Mapping[str, Any]
+    health: str = "unknown"
+    secret_keys: tuple[str, ...] = ()
+    progress: Progress = dataclasses.field(default_factory=NullProgress)
+    on_save_config: Callable[[dict[str, Any]], None] | None = None
+    on_health: Callable[[str, str], None] | None = None
+
+    def save_config(self, **updates: Any) -> None:
+        """Persist new connection values (for example a refreshed access token)."""
+        self.config = {**self.config, **updates}
+        if self.on_save_config:
+            self.on_save_config(dict(updates))
+
+    def set_health(self, health: str, message: str = "") -> None:
+        """Record the connection's health (``ok``, ``needs_reauth``, ``failing``)."""
+        self.health = health
+        if self.on_health:
+            self.on_health(health, message)
+
+    def mark_needs_reauth(self, message: str) -> None:
+        """The channel refused the refresh token: later operations stop until reconnected."""
+        self.set_health("needs_reauth", message)
+
+    @property
+    def secrets(self) -> list[str]:
+        """The secret values of this connection, for redaction."""
+        return [str(self.config[k]) for k in self.secret_keys if self.config.get(k)]
+
+
+@dataclasses.dataclass(frozen=True)
+class CatalogItem:
+    """A catalog product as a channel needs it."""
+
+    sku: str
+    title: str
+    quantity: int
+    price: Decimal
+    upc: str | None = None
+    msrp: Decimal | None = None
+    cost: Decimal | None = None
+
+
+@dataclasses.dataclass
+class LinkResult:
+    """The answer of link (or publish) for one SKU."""
+
+    sku: str
+    status: ListingStatus
+    channel_product_id: str | None = None
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ListingUpdate:
+    """Changed values to push for one linked listing.
+
+    ``changes`` maps a field (``quantity``, ``price``) to its new value; only changed fields are
+    present. ``item`` is the whole catalog product, for channels that need more context.
+    """
+
+    sku: str
+    channel_product_id: str
+    changes: Mapping[str, Any]
+    item: CatalogItem
+
+
+@dataclasses.dataclass
+class ListingOutcome:
+    """The answer of sync listings for one SKU.
+
+    ``status`` is set when the listing's status must change (``broken`` for a product deleted on
+    the channel); ``channel_product_id`` when the channel reports a new id for the SKU.
+    """
+
+    sku: str
+    outcome: Outcome
+    message: str = ""
+    status: ListingStatus | None = None
+    channel_product_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelOrderLine:
+    """One line of a channel order."""
+
+    channel_line_id: str
+    sku: str
+    quantity: int
+    unit_price: Decimal | None = None
+    title: str | None = None
+
+
+@dataclasses.dataclass
+class ChannelOrder:
+    """An order as the channel reports it, ready to store.
+
+    ``shipping_text`` is what a shipping mapping must equal exactly. ``cancelled`` marks an order
+    the channel has cancelled. ``raw`` is the channel's payload, kept as received.
+    """
+
+    channel_order_id: str
+    shipping_text: str
+    lines: list[ChannelOrderLine]
+    created_at: datetime | None = None
+    marketplace: str | None = None
+    marketplace_order_id: str | None = None
+    currency: str | None = None
+    totals: dict[str, Any] = dataclasses.field(default_factory=dict)
+    addresses: dict[str, Any] = dataclasses.field(default_factory=dict)
+    cancelled: bool = False
+    raw: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class ShipmentLine:
+    """A quantity of one order line in a shipment."""
+
+    channel_line_id: str
+    sku: str
+    quantity: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ShipmentToSend:
+    """A shipment recorded in the hub, to send to the channel once.
+
+    ``shipment_id`` is the hub's own id (ChannelAdvisor: ``SellerFulfillmentID``), stable across
+    retries. ``complete`` is true when it ships everything still unshipped on the order, in which
+    case a channel may omit the lines.
+    """
+
+    shipment_id: str
+    channel_order_id: str
+    tracking: str
+    carrier: str
+    shipping_class: str
+    shipped_at: datetime
+    lines: tuple[ShipmentLine, ...]
+    complete: bool
+
+
+@dataclasses.dataclass
+class RecordOutcome:
+    """The answer of an operation for one record (an order id, a shipment id)."""
+
+    ref: str
+    outcome: Outcome
+    message: str = ""
+
+
+@dataclasses.dataclass
+class ConnectionCheck:
+    """One check of ``test connection``: what was checked, whether it passed, and why not."""
+
+    name: str
+    ok: bool
+    message: str = ""
+
+
+@dataclasses.dataclass
+class OrderLookup:
+    """What the channel says about one order, for ``orders explain``.
+
+    ``order`` is None when the channel does not know it. ``reasons`` says why the channel's own
+    filters (statuses, age, export flag) would leave the order out of get orders; an empty list
+    means the channel would return it.
+    """
+
+    order: ChannelOrder | None
+    reasons: list[str] = dataclasses.field(default_factory=list)
+    facts: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+OrderStatus = Literal["imported", "held", "partially_shipped", "shipped", "cancelled"]

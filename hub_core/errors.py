@@ -1,0 +1,111 @@
+"""One exception tree for the hub.
+
+Every error carries two texts: ``message`` is for the user (what is wrong and how to fix it)
+and ``detail`` is for logs and run records (what happened inside, never a secret). The CLI
+turns each class into the exit code of the contract (design §5) without a stack trace.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable
+
+
+class ExitCode(enum.IntEnum):
+    """The exit codes of the ``hub`` command (contract)."""
+
+    #: Everything asked for was done.
+    OK = 0
+    #: Failed: authentication, network, or an internal error.
+    FAILED = 1
+    #: Bad usage or invalid input; nothing was changed.
+    USAGE = 2
+    #: The channel does not support the operation; nothing was changed.
+    NOT_SUPPORTED = 3
+    #: Finished, but some records failed; the others were applied.
+    PARTIAL = 4
+
+
+class HubError(Exception):
+    """Base of every error the hub reports to a user."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail or message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(HubError):
+    """The user's input is wrong; nothing was changed (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, message: str, *, errors: Iterable[str] = (), detail: str | None = None):
+        self.errors = list(errors)
+        if self.errors:
+            message = message + "\n" + "\n".join(f"  - {e}" for e in self.errors)
+        super().__init__(message, detail=detail)
+
+
+class NotFound(InvalidInput):
+    """A named thing (connection, SKU, order, run) does not exist (exit 2)."""
+
+
+class RequirementNotMet(InvalidInput):
+    """An operation needs something set up first, such as shipping mappings (exit 2)."""
+
+
+class NotSupported(HubError):
+    """The channel does not support the operation; nothing was changed (exit 3)."""
+
+    exit_code = ExitCode.NOT_SUPPORTED
+
+
+class PluginError(HubError):
+    """A plugin is broken: bad hook implementation, duplicate channel name (exit 1)."""
+
+
+class ChannelError(HubError):
+    """The channel failed: network, server, or an answer the hub cannot use (exit 1)."""
+
+
+class AuthError(ChannelError):
+    """The channel refused the credentials (exit 1)."""
+
+
+class NeedsReauth(AuthError):
+    """The refresh token was refused: the merchant must reconnect (exit 1)."""
+
+
+class RateLimited(ChannelError):
+    """The channel kept refusing requests for going over its limits (exit 1)."""
+
+
+class RecordFailed(HubError):
+    """One record failed; the operation goes on with the others (counted, exit 4)."""
+
+
+# Values that look like credentials, in key=value, JSON, header or query form.
+_SECRET_PATTERNS = [
+    re.compile(
+        r"(?i)((?:access|refresh)_?token|shared_?secret|client_secret|password|secret)"
+        r"([\"']?\s*[:=]\s*[\"']?)([^\"'&\s,}]+)"
+    ),
+    re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic)\s+)([^\"'\s,}]+)"),
+]
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Return ``text`` with every known secret value and every credential-looking value masked."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    text = _SECRET_PATTERNS[0].sub(lambda m: m.group(1) + m.group(2) + "***", text)
+    text = _SECRET_PATTERNS[1].sub(lambda m: m.group(1) + "***", text)
+    return text
