@@ -7,7 +7,9 @@ Plugins are found only through entry points of the group ``hub`` (our own two as
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import os
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -91,11 +93,33 @@ def get_plugin_manager(
         for plugin, name in plugins:
             pm.register(plugin, name=name)
         if load_entrypoints:
-            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+            _load_entrypoints(pm)
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"A hub plugin is broken: {exc}") from exc
     return pm
+
+
+def _load_entrypoints(pm: pluggy.PluginManager) -> None:
+    """Load each plugin of the ``hub`` group on its own, so one broken plugin is named and
+    skipped instead of taking the whole CLI down."""
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=entry_point.name)
+        except pluggy.PluginValidationError:
+            raise
+        except Exception as exc:
+            warnings.warn(
+                f"hub plugin {entry_point.name!r} ({entry_point.value}) could not be loaded and "
+                f"is skipped: {exc.__class__.__name__}: {exc}. Reinstall it, or disable it with "
+                f"{DISABLE_ENV}={entry_point.name}.",
+                PluginLoadWarning,
+                stacklevel=2,
+            )
+
+
+class PluginLoadWarning(UserWarning):
+    """A plugin could not be imported and was skipped."""
 
 
 @dataclasses.dataclass(frozen=True)

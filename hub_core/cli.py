@@ -1,0 +1,758 @@
+"""The ``hub`` command line (design §5, the contract).
+
+Commands are grouped by noun. Every list, show and operation command takes ``--json`` and then
+prints exactly one JSON document on stdout; progress and notes go to stderr. Errors become the
+contract's exit codes with a one-paragraph message, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import click
+
+from hub_core.channel import NullProgress, Progress
+from hub_core.db import Database
+from hub_core.errors import ExitCode, HubError, InvalidInput, redact
+from hub_core.plugins import PluginLoadWarning, Registry
+from hub_core.services import Hub, OperationResult
+from hub_core.services import catalog as catalog_service
+from hub_core.services import connections as connection_service
+from hub_core.services import listings as listing_service
+from hub_core.services import orders as order_service
+from hub_core.services import runs as run_service
+from hub_core.services import shipments as shipment_service
+from hub_core.services import shipping as shipping_service
+from hub_core.services.operations import run_connection
+
+DEBUG_ENV = "HUB_DEBUG"
+
+
+class HubCommandError(click.ClickException):
+    """A :class:`HubError` on its way out of click, with the contract's exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+class HubGroup(click.Group):
+    """The root group: adds the plugins' commands, turns every error into an exit code."""
+
+    _plugin_commands_added = False
+
+    def _add_plugin_commands(self) -> None:
+        if not HubGroup._plugin_commands_added:
+            HubGroup._plugin_commands_added = True
+            _registry().register_commands(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._add_plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
+        return super().list_commands(ctx)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HubError as exc:
+            raise HubCommandError(exc.message, int(exc.exit_code)) from None
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # an internal error: say so, without a trace by default
+            if os.environ.get(DEBUG_ENV):
+                traceback.print_exc()
+            raise HubCommandError(
+                redact(
+                    f"Internal error: {exc.__class__.__name__}: {exc}. "
+                    f"Run again with {DEBUG_ENV}=1 for details, and report it."
+                ),
+                int(ExitCode.FAILED),
+            ) from None
+
+
+class ClickProgress:
+    """A progress bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+
+    def set_total(self, total: int) -> None:
+        if total and sys.stderr.isatty():
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+            self.bar.__enter__()
+
+    def advance(self, count: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(count)
+            if self.bar.pos >= self.bar.length:
+                self.bar.__exit__(None, None, None)
+                self.bar = None
+
+
+def _progress(label: str) -> Progress:
+    return ClickProgress(label) if sys.stderr.isatty() else NullProgress()
+
+
+def _hub(ctx: click.Context) -> Hub:
+    """The hub for this invocation: opened (and migrated) on first use."""
+    obj = ctx.find_root().ensure_object(dict)
+    if "hub" not in obj:
+        obj["hub"] = Hub(db=Database(obj.get("url")), registry=obj["registry"], progress=_progress)
+    return obj["hub"]
+
+
+def _dump(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _note(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def json_option(func: Callable) -> Callable:
+    """``--json``: print exactly one JSON document on stdout."""
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(func)
+
+
+def _finish(result: OperationResult, as_json: bool, summary: str | None = None) -> None:
+    """Print an operation's result and exit with its code."""
+    if as_json:
+        _dump(result.to_json())
+    else:
+        for record in result.records:
+            if record.outcome != "ok" or len(result.records) <= 50:
+                click.echo(f"{record.outcome:8} {record.ref}  {record.message}".rstrip())
+        counts = ", ".join(f"{k}: {v}" for k, v in sorted(result.counts.items())) or "nothing to do"
+        run = f"run {result.run_id}: " if result.run_id else ""
+        click.echo(f"{summary or result.operation} — {run}{result.status} ({counts})")
+        if result.message:
+            click.echo(result.message)
+    if result.exit_code:
+        raise click.exceptions.Exit(int(result.exit_code))
+
+
+def _key_values(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    bad = [v for v in values if "=" not in v or not v.split("=", 1)[0].strip()]
+    if bad:
+        raise InvalidInput(
+            f"{flag} takes KEY=VALUE; got {', '.join(repr(b) for b in bad)}. "
+            f"Example: {flag} profile_id=12345678"
+        )
+    for value in values:
+        key, _, val = value.partition("=")
+        parsed[key.strip()] = val
+    return parsed
+
+
+# ------------------------------------------------------------------------------------------
+
+
+@click.group(cls=HubGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--database-url",
+    envvar="HUB_DATABASE_URL",
+    metavar="URL",
+    help="SQLAlchemy URL of the hub's database (env HUB_DATABASE_URL; default sqlite:///hub.db).",
+)
+@click.version_option(package_name="hub-core")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None) -> None:
+    """hub: link your catalog to sales channels, sync stock and price, import orders."""
+    obj = ctx.ensure_object(dict)
+    obj["url"] = database_url
+    obj.setdefault("registry", _registry())
+
+
+_REGISTRY: Registry | None = None
+
+
+def _registry() -> Registry:
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = Registry.load()
+    return _REGISTRY
+
+
+@cli.command("channels")
+@json_option
+@click.pass_context
+def channels_command(ctx: click.Context, as_json: bool) -> None:
+    """List the installed channels, what they support and require."""
+    registry: Registry = ctx.find_root().obj["registry"]
+    data = [registry.channels[n].describe() for n in sorted(registry.channels)]
+    if as_json:
+        _dump(data)
+        return
+    for channel in data:
+        caps = ", ".join(f"{k} {v.replace('_', ' ')}" for k, v in channel["capabilities"].items())
+        reqs = ", ".join(f"{k} {v}" for k, v in channel["requirements"].items())
+        click.echo(f"{channel['name']}: {caps}; {reqs}")
+
+
+# --- connections ------------------------------------------------------------------------
+
+
+@cli.group("connections")
+def connections_group() -> None:
+    """Add, configure, test and remove channel connections."""
+
+
+def _show_connection(data: dict[str, Any]) -> None:
+    click.echo(f"{data['name']} ({data['channel']}), health: {data['health']}")
+    if data.get("health_message"):
+        click.echo(f"  {data['health_message']}")
+    for key, value in data["config"].items():
+        click.echo(f"  {key} = {value}")
+    for key, value in data["settings"].items():
+        click.echo(f"  {key} = {value}  (setting)")
+
+
+@connections_group.command("add")
+@click.argument("name")
+@click.option("--channel", required=True, help="The channel (see 'hub channels').")
+@click.option("--set", "values", multiple=True, metavar="KEY=VALUE", help="A connection value.")
+@json_option
+@click.pass_context
+def connections_add(
+    ctx: click.Context, name: str, channel: str, values: tuple[str, ...], as_json: bool
+) -> None:
+    """Add a connection NAME to a channel."""
+    data = connection_service.add_connection(_hub(ctx), name, channel, _key_values(values, "--set"))
+    if as_json:
+        _dump(data)
+    else:
+        click.echo(
+            f"Added connection {name!r} ({channel}). Check it with 'hub connections test {name}'."
+        )
+
+
+@connections_group.command("configure")
+@click.argument("name")
+@click.option("--set", "values", multiple=True, metavar="KEY=VALUE", help="A value to change.")
+@json_option
+@click.pass_context
+def connections_configure(
+    ctx: click.Context, name: str, values: tuple[str, ...], as_json: bool
+) -> None:
+    """Change a connection's values or settings."""
+    data = connection_service.configure_connection(_hub(ctx), name, _key_values(values, "--set"))
+    if as_json:
+        _dump(data)
+    else:
+        click.echo(f"Updated connection {name!r}.")
+
+
+@connections_group.command("list")
+@json_option
+@click.pass_context
+def connections_list(ctx: click.Context, as_json: bool) -> None:
+    """List connections (secrets hidden)."""
+    data = connection_service.list_connections(_hub(ctx))
+    if as_json:
+        _dump(data)
+        return
+    if not data:
+        click.echo("No connections. Add one with 'hub connections add NAME --channel CHANNEL'.")
+    for item in data:
+        click.echo(f"{item['name']}\t{item['channel']}\t{item['health']}")
+
+
+@connections_group.command("show")
+@click.argument("name")
+@json_option
+@click.pass_context
+def connections_show(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Show one connection (secrets hidden)."""
+    data = connection_service.show_connection(_hub(ctx), name)
+    _dump(data) if as_json else _show_connection(data)
+
+
+@connections_group.command("test")
+@click.argument("name")
+@json_option
+@click.pass_context
+def connections_test(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Check that a connection works (credentials, account, settings)."""
+    data = connection_service.check_connection(_hub(ctx), name)
+    if as_json:
+        _dump(data)
+    else:
+        for check in data["checks"]:
+            mark = "ok  " if check["ok"] else "FAIL"
+            click.echo(
+                f"{mark} {check['name']}" + (f": {check['message']}" if check["message"] else "")
+            )
+        click.echo(f"Connection {name!r} " + ("works." if data["ok"] else "does not work."))
+    if not data["ok"]:
+        raise click.exceptions.Exit(int(ExitCode.FAILED))
+
+
+@connections_group.command("remove")
+@click.argument("name")
+@json_option
+@click.pass_context
+def connections_remove(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Remove a connection and everything stored for it."""
+    connection_service.remove_connection(_hub(ctx), name)
+    if as_json:
+        _dump({"removed": name})
+    else:
+        click.echo(f"Removed connection {name!r}.")
+
+
+# --- catalog --------------------------------------------------------------------------------
+
+
+@cli.group("catalog")
+def catalog_group() -> None:
+    """The merchant's catalog: import, change, list."""
+
+
+@catalog_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@json_option
+@click.pass_context
+def catalog_import(ctx: click.Context, file: str, as_json: bool) -> None:
+    """Import products from a .csv or .json FILE (sku,title,quantity,price[,upc,msrp,cost])."""
+    _finish(catalog_service.import_catalog(_hub(ctx), file), as_json, "catalog import")
+
+
+def _decimal(ctx: click.Context, param: click.Parameter, value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        result = Decimal(value)
+    except InvalidOperation:
+        raise click.BadParameter(f"{value!r} is not a number, e.g. 19.99") from None
+    if not result.is_finite():
+        raise click.BadParameter(f"{value!r} is not a number, e.g. 19.99")
+    return result
+
+
+@catalog_group.command("set")
+@click.argument("sku")
+@click.option("--quantity", type=int, help="New quantity (0 or more).")
+@click.option("--price", callback=_decimal, help="New price, e.g. 19.99.")
+@click.option("--title", help="New title.")
+@json_option
+@click.pass_context
+def catalog_set(
+    ctx: click.Context,
+    sku: str,
+    quantity: int | None,
+    price: Decimal | None,
+    title: str | None,
+    as_json: bool,
+) -> None:
+    """Change one product's quantity, price or title."""
+    data = catalog_service.set_product(_hub(ctx), sku, quantity=quantity, price=price, title=title)
+    if as_json:
+        _dump(data)
+    else:
+        click.echo(f"{data['sku']}: quantity {data['quantity']}, price {data['price']}")
+
+
+@catalog_group.command("list")
+@json_option
+@click.pass_context
+def catalog_list(ctx: click.Context, as_json: bool) -> None:
+    """List the catalog."""
+    data = catalog_service.list_catalog(_hub(ctx))
+    if as_json:
+        _dump(data)
+        return
+    for item in data:
+        click.echo(f"{item['sku']}\t{item['quantity']}\t{item['price']}\t{item['title']}")
+
+
+# --- listings -------------------------------------------------------------------------------
+
+
+@cli.group("listings")
+def listings_group() -> None:
+    """Link catalog SKUs to channel products and keep them in sync."""
+
+
+_sku_option = click.option("--sku", "skus", multiple=True, metavar="SKU", help="A catalog SKU.")
+
+
+@listings_group.command("link")
+@click.argument("name")
+@_sku_option
+@json_option
+@click.pass_context
+def listings_link(ctx: click.Context, name: str, skus: tuple[str, ...], as_json: bool) -> None:
+    """Link SKUs to the channel's existing products (default: every SKU not yet linked)."""
+    _finish(listing_service.link_listings(_hub(ctx), name, list(skus) or None), as_json, "link")
+
+
+@listings_group.command("unlink")
+@click.argument("name")
+@_sku_option
+@json_option
+@click.pass_context
+def listings_unlink(ctx: click.Context, name: str, skus: tuple[str, ...], as_json: bool) -> None:
+    """Unlink SKUs from their channel products."""
+    _finish(listing_service.unlink_listings(_hub(ctx), name, list(skus)), as_json, "unlink")
+
+
+@listings_group.command("relink")
+@click.argument("name")
+@_sku_option
+@json_option
+@click.pass_context
+def listings_relink(ctx: click.Context, name: str, skus: tuple[str, ...], as_json: bool) -> None:
+    """Unlink and link again (the fix for a broken listing)."""
+    _finish(listing_service.relink_listings(_hub(ctx), name, list(skus)), as_json, "relink")
+
+
+@listings_group.command("list")
+@click.argument("name")
+@click.option("--status", help="Only listings with this status.")
+@json_option
+@click.pass_context
+def listings_list(ctx: click.Context, name: str, status: str | None, as_json: bool) -> None:
+    """List a connection's listings."""
+    data = listing_service.list_listings(_hub(ctx), name, status)
+    if as_json:
+        _dump(data)
+        return
+    for item in data:
+        line = f"{item['sku']}\t{item['status']}\t{item['channel_product_id'] or '-'}"
+        click.echo(line + (f"\t{item['message']}" if item["message"] else ""))
+
+
+@listings_group.command("sync")
+@click.argument("name")
+@click.option("--dry-run", is_flag=True, help="List what would be sent; change nothing.")
+@json_option
+@click.pass_context
+def listings_sync(ctx: click.Context, name: str, dry_run: bool, as_json: bool) -> None:
+    """Push quantity and price changes made since the last sync."""
+    result = listing_service.sync_listings(_hub(ctx), name, dry_run=dry_run)
+    _finish(result, as_json, "sync (dry run)" if dry_run else "sync")
+
+
+@listings_group.command("publish")
+@click.argument("name")
+@_sku_option
+@json_option
+@click.pass_context
+def listings_publish(ctx: click.Context, name: str, skus: tuple[str, ...], as_json: bool) -> None:
+    """Create new channel products for SKUs (where the channel supports it)."""
+    result = listing_service.publish_listings(_hub(ctx), name, list(skus) or None)
+    _finish(result, as_json, "publish")
+
+
+# --- shipping mappings ----------------------------------------------------------------------
+
+
+@cli.group("shipping-mappings")
+def mappings_group() -> None:
+    """Map the channel's shipping methods to your shipping policies."""
+
+
+@mappings_group.command("add")
+@click.argument("name")
+@click.option("--channel-text", required=True, help="The channel's shipping text, exactly.")
+@click.option("--policy", required=True, help="Your shipping policy.")
+@json_option
+@click.pass_context
+def mappings_add(
+    ctx: click.Context, name: str, channel_text: str, policy: str, as_json: bool
+) -> None:
+    """Add a mapping; held orders with that shipping text are released."""
+    data = shipping_service.add_mapping(_hub(ctx), name, channel_text, policy)
+    if as_json:
+        _dump(data)
+        return
+    click.echo(f"Mapped {channel_text!r} to {policy!r}.")
+    if data["released_orders"]:
+        click.echo(
+            f"Released {len(data['released_orders'])} held order(s): "
+            + ", ".join(data["released_orders"])
+        )
+
+
+@mappings_group.command("list")
+@click.argument("name")
+@json_option
+@click.pass_context
+def mappings_list(ctx: click.Context, name: str, as_json: bool) -> None:
+    """List a connection's mappings."""
+    data = shipping_service.list_mappings(_hub(ctx), name)
+    if as_json:
+        _dump(data)
+        return
+    for item in data:
+        click.echo(f"{item['channel_text']!r} -> {item['policy']}")
+
+
+@mappings_group.command("remove")
+@click.argument("name")
+@click.option("--channel-text", required=True, help="The channel's shipping text, exactly.")
+@json_option
+@click.pass_context
+def mappings_remove(ctx: click.Context, name: str, channel_text: str, as_json: bool) -> None:
+    """Remove a mapping."""
+    shipping_service.remove_mapping(_hub(ctx), name, channel_text)
+    _dump({"removed": channel_text}) if as_json else click.echo(f"Removed {channel_text!r}.")
+
+
+# --- orders ---------------------------------------------------------------------------------
+
+
+@cli.group("orders")
+def orders_group() -> None:
+    """Import orders, ship them, send tracking back."""
+
+
+@orders_group.command("get")
+@click.argument("name")
+@click.option("--days", type=int, help="Only orders created in the last N days (this run).")
+@json_option
+@click.pass_context
+def orders_get(ctx: click.Context, name: str, days: int | None, as_json: bool) -> None:
+    """Import new orders from the channel, each exactly once."""
+    _finish(order_service.get_orders(_hub(ctx), name, days), as_json, "get orders")
+
+
+def _order_line(order: dict[str, Any]) -> str:
+    lines = ", ".join(f"{ln['sku']} x{ln['quantity']}" for ln in order["lines"])
+    held = f"  [{order['hold_reason']}]" if order["hold_reason"] else ""
+    return f"{order['connection']}\t{order['channel_order_id']}\t{order['status']}\t{lines}{held}"
+
+
+@orders_group.command("list")
+@click.option("--connection", help="Only this connection's orders.")
+@click.option("--status", help="Only orders with this status.")
+@json_option
+@click.pass_context
+def orders_list(
+    ctx: click.Context, connection: str | None, status: str | None, as_json: bool
+) -> None:
+    """List stored orders."""
+    data = order_service.list_orders(_hub(ctx), connection, status)
+    if as_json:
+        _dump(data)
+        return
+    for order in data:
+        click.echo(_order_line(order))
+
+
+@orders_group.command("show")
+@click.argument("name")
+@click.argument("channel_order_id")
+@json_option
+@click.pass_context
+def orders_show(ctx: click.Context, name: str, channel_order_id: str, as_json: bool) -> None:
+    """Show one order with its lines and shipments."""
+    data = order_service.show_order(_hub(ctx), name, channel_order_id)
+    if as_json:
+        _dump(data)
+        return
+    click.echo(_order_line(data))
+    click.echo(f"  shipping: {data['shipping_text']!r} -> {data['shipping_policy'] or '-'}")
+    for line in data["lines"]:
+        click.echo(f"  {line['sku']}: {line['shipped_quantity']}/{line['quantity']} shipped")
+    for shipment in data["shipments"]:
+        click.echo(
+            f"  {shipment['shipment_id']}: {shipment['carrier']} {shipment['class']} "
+            f"{shipment['tracking']} ({shipment['sync_status']})"
+            + (f" {shipment['sync_error']}" if shipment["sync_error"] else "")
+        )
+
+
+@orders_group.command("explain")
+@click.argument("name")
+@click.argument("channel_order_id")
+@json_option
+@click.pass_context
+def orders_explain(ctx: click.Context, name: str, channel_order_id: str, as_json: bool) -> None:
+    """Say why the channel's order was, or would not be, imported."""
+    data = order_service.explain_order(_hub(ctx), name, channel_order_id)
+    if as_json:
+        _dump(data)
+        return
+    verdict = (
+        "was imported"
+        if data["imported"]
+        else "would be imported"
+        if data["would_import"]
+        else "would NOT be imported"
+    )
+    click.echo(f"Order {data['channel_order_id']} {verdict}:")
+    for reason in data["reasons"]:
+        click.echo(f"  - {reason}")
+
+
+def _items(values: tuple[str, ...]) -> dict[str, int]:
+    items: dict[str, int] = {}
+    for sku, quantity in _key_values(values, "--item").items():
+        try:
+            items[sku] = items.get(sku, 0) + int(quantity)
+        except ValueError:
+            raise InvalidInput(
+                f"--item {sku}={quantity}: the quantity must be a whole number, e.g. {sku}=2."
+            ) from None
+    return items
+
+
+@orders_group.command("ship")
+@click.argument("name")
+@click.argument("channel_order_id")
+@click.option("--tracking", required=True, help="Tracking number.")
+@click.option("--carrier", required=True, help="Carrier, as the channel knows it (e.g. UPS).")
+@click.option("--class", "shipping_class", required=True, help="Shipping class (e.g. Ground).")
+@click.option("--item", "items", multiple=True, metavar="SKU=QTY", help="Ship only this much.")
+@click.option("--shipped-at", help="ISO 8601 ship time (default: now).")
+@json_option
+@click.pass_context
+def orders_ship(
+    ctx: click.Context,
+    name: str,
+    channel_order_id: str,
+    tracking: str,
+    carrier: str,
+    shipping_class: str,
+    items: tuple[str, ...],
+    shipped_at: str | None,
+    as_json: bool,
+) -> None:
+    """Record a shipment (all that is unshipped, or --item SKU=QTY for a partial one)."""
+    when: datetime | None = shipment_service.parse_shipped_at(shipped_at) if shipped_at else None
+    data = shipment_service.ship_order(
+        _hub(ctx),
+        name,
+        channel_order_id,
+        tracking=tracking,
+        carrier=carrier,
+        shipping_class=shipping_class,
+        items=_items(items) or None,
+        shipped_at=when,
+    )
+    if as_json:
+        _dump(data)
+    else:
+        click.echo(
+            f"Recorded {data['shipment_id']} for order {channel_order_id} "
+            f"({data['order_status']}); send it with 'hub orders sync {name}'."
+        )
+
+
+@orders_group.command("sync")
+@click.argument("name")
+@json_option
+@click.pass_context
+def orders_sync(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Send shipments not yet sent (failed ones again) to the channel."""
+    _finish(shipment_service.sync_orders(_hub(ctx), name), as_json, "sync orders")
+
+
+@cli.group("shipments")
+def shipments_group() -> None:
+    """Record shipments in bulk."""
+
+
+@shipments_group.command("import")
+@click.argument("name")
+@click.argument("file", type=click.Path(dir_okay=False))
+@json_option
+@click.pass_context
+def shipments_import(ctx: click.Context, name: str, file: str, as_json: bool) -> None:
+    """Record shipments from a CSV FILE (channel_order_id,tracking,carrier,class[,sku,quantity,shipped_at])."""
+    result = shipment_service.import_shipments(_hub(ctx), name, file)
+    _finish(result, as_json, "shipments import")
+
+
+# --- run, runs ------------------------------------------------------------------------------
+
+
+@cli.command("run")
+@click.argument("name")
+@json_option
+@click.pass_context
+def run_command(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Run every supported operation of a connection, in order."""
+    data, code = run_connection(_hub(ctx), name)
+    if as_json:
+        _dump(data)
+    else:
+        for step in data["operations"]:
+            counts = ", ".join(f"{k}: {v}" for k, v in sorted(step.get("counts", {}).items()))
+            detail = counts or step.get("message", "")
+            click.echo(f"{step['operation']:16} {step['status']:13} {detail}")
+    if code:
+        raise click.exceptions.Exit(int(code))
+
+
+@cli.group("runs")
+def runs_group() -> None:
+    """What each operation did."""
+
+
+@runs_group.command("list")
+@click.option("--connection", help="Only this connection's runs.")
+@json_option
+@click.pass_context
+def runs_list(ctx: click.Context, connection: str | None, as_json: bool) -> None:
+    """List the latest runs, newest first."""
+    data = run_service.list_runs(_hub(ctx), connection)
+    if as_json:
+        _dump(data)
+        return
+    for run in data:
+        counts = ", ".join(f"{k}: {v}" for k, v in sorted(run["counts"].items()))
+        click.echo(
+            f"{run['run_id']}\t{run['started_at'][:19]}\t{run['connection'] or '-'}\t"
+            f"{run['operation']}\t{run['status']}\t{counts}"
+        )
+
+
+@runs_group.command("show")
+@click.argument("run_id", type=int)
+@json_option
+@click.pass_context
+def runs_show(ctx: click.Context, run_id: int, as_json: bool) -> None:
+    """Show one run with every record's outcome."""
+    data = run_service.show_run(_hub(ctx), run_id)
+    if as_json:
+        _dump(data)
+        return
+    click.echo(
+        f"run {data['run_id']}: {data['operation']} on {data['connection'] or '-'}: {data['status']}"
+    )
+    if data["message"]:
+        click.echo(f"  {data['message']}")
+    for record in data["records"]:
+        click.echo(f"  {record['outcome']:8} {record['ref']}  {record['message']}".rstrip())
+
+
+def main() -> None:
+    """Console entry point."""
+    warnings.simplefilter("always", PluginLoadWarning)
+    warnings.showwarning = lambda message, *args, **kwargs: click.echo(
+        f"Warning: {message}", err=True
+    )
+    try:
+        _registry()
+    except HubError as exc:  # a broken plugin: say which, before click starts
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(int(exc.exit_code))
+    cli.main(prog_name="hub")

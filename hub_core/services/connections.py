@@ -1,0 +1,259 @@
+"""Connections: add, configure, show, remove, test; and the view a plugin gets of one."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub_core.channel import ChannelConnection, Progress
+from hub_core.errors import InvalidInput, NeedsReauth, NotFound, redact
+from hub_core.models import Connection
+from hub_core.plugins import Channel
+from hub_core.services.context import Hub
+
+HEALTH_NEEDS_REAUTH = "needs_reauth"
+
+
+def secret_keys(schema_cls: type[Schema]) -> tuple[str, ...]:
+    """Fields of a connection schema that must never be printed."""
+    declared = getattr(getattr(schema_cls, "Meta", None), "secret_fields", ())
+    load_only = tuple(n for n, f in schema_cls._declared_fields.items() if f.load_only)
+    return tuple(dict.fromkeys((*declared, *load_only)))
+
+
+def _field_names(schema_cls: type[Schema]) -> list[str]:
+    return [n for n, f in schema_cls._declared_fields.items() if not f.dump_only]
+
+
+def _required(schema_cls: type[Schema]) -> list[str]:
+    return [n for n, f in schema_cls._declared_fields.items() if f.required]
+
+
+def _load(schema_cls: type[Schema], values: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """Validate ``values`` with the schema, naming every problem at once."""
+    try:
+        return dict(schema_cls().load(dict(values)))
+    except ValidationError as exc:
+        problems = []
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        for key, errs in messages.items():
+            text = "; ".join(str(e) for e in (errs if isinstance(errs, list) else [errs]))
+            problems.append(text if key == "_schema" else f"{key}: {text}")
+        raise InvalidInput(f"Invalid {what}:", errors=problems) from None
+
+
+def split_values(channel: Channel, values: Mapping[str, str]) -> tuple[dict, dict]:
+    """Split ``--set`` values into connection values and settings; refuse unknown keys."""
+    config_keys = _field_names(channel.connection_schema)
+    setting_keys = _field_names(channel.settings_schema)
+    unknown = [k for k in values if k not in config_keys and k not in setting_keys]
+    if unknown:
+        raise InvalidInput(
+            f"Unknown key{'s' if len(unknown) > 1 else ''} for channel {channel.name}: "
+            f"{', '.join(unknown)}. Valid keys: {', '.join(config_keys)} (connection); "
+            f"{', '.join(setting_keys)} (settings)."
+        )
+    config = {k: v for k, v in values.items() if k in config_keys}
+    settings = {k: v for k, v in values.items() if k in setting_keys}
+    return config, settings
+
+
+def _validate(channel: Channel, config: dict[str, Any], settings: dict[str, Any]) -> tuple:
+    missing = [k for k in _required(channel.connection_schema) if k not in config]
+    if missing:
+        raise InvalidInput(
+            f"Missing required key{'s' if len(missing) > 1 else ''} for channel "
+            f"{channel.name}: {', '.join(missing)}. Give each with --set KEY=VALUE."
+        )
+    loaded_config = _load(
+        channel.connection_schema, config, f"connection values for {channel.name}"
+    )
+    loaded_settings = _load(channel.settings_schema, settings, f"settings for {channel.name}")
+    # Store only what was given (typed): defaults such as environment fallbacks are applied
+    # again at each use, so changing the environment takes effect.
+    stored = {k: _jsonable(loaded_config[k]) for k in config if k in loaded_config}
+    stored_settings = {k: _jsonable(loaded_settings[k]) for k in settings if k in loaded_settings}
+    return stored, stored_settings
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        return str(value)
+
+
+def get_connection(session: Session, name: str) -> Connection:
+    """The connection called ``name``, or exit 2 naming it."""
+    connection = session.scalar(select(Connection).where(Connection.name == name))
+    if connection is None:
+        raise NotFound(
+            f"No connection named {name!r}. See 'hub connections list', or add one with "
+            f"'hub connections add {name} --channel CHANNEL --set KEY=VALUE'."
+        )
+    return connection
+
+
+def add_connection(hub: Hub, name: str, channel_name: str, values: Mapping[str, str]) -> dict:
+    """Add a connection after validating every value; nothing is stored on error."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("A connection name must be 1 to 200 characters.")
+    channel = hub.registry.channel(channel_name)
+    config, settings = _validate(channel, *split_values(channel, values))
+    with hub.db.session() as session:
+        if session.scalar(select(Connection.id).where(Connection.name == name)) is not None:
+            raise InvalidInput(
+                f"A connection named {name!r} exists already. Choose another name, or change "
+                f"it with 'hub connections configure {name} --set KEY=VALUE'."
+            )
+        row = Connection(name=name, channel=channel.name, config=config, settings=settings)
+        session.add(row)
+        session.flush()
+        return describe(hub, row)
+
+
+def configure_connection(hub: Hub, name: str, values: Mapping[str, str]) -> dict:
+    """Change connection values or settings; new credentials clear ``needs_reauth``."""
+    if not values:
+        raise InvalidInput("Nothing to change: give at least one --set KEY=VALUE.")
+    with hub.db.session() as session:
+        row = get_connection(session, name)
+        channel = hub.registry.channel(row.channel)
+        new_config, new_settings = split_values(channel, values)
+        config, settings = _validate(
+            channel,
+            {**row.config, **new_config},
+            {**row.settings, **new_settings},
+        )
+        row.config = config
+        row.settings = settings
+        if new_config:
+            row.health = "unknown"
+            row.health_message = ""
+        return describe(hub, row)
+
+
+def remove_connection(hub: Hub, name: str) -> None:
+    """Remove a connection and everything stored for it (listings, orders, mappings)."""
+    with hub.db.session() as session:
+        session.delete(get_connection(session, name))
+
+
+def describe(hub: Hub, row: Connection) -> dict[str, Any]:
+    """A connection's JSON shape, secrets shown only as set/not set."""
+    channel = hub.registry.channels.get(row.channel)
+    secrets = secret_keys(channel.connection_schema) if channel else ()
+    settings: dict[str, Any] = dict(row.settings)
+    if channel:
+        with contextlib.suppress(ValidationError):
+            settings = channel.settings_schema().dump(
+                channel.settings_schema().load(dict(row.settings))
+            )
+    config = {k: ("***" if k in secrets else v) for k, v in row.config.items()}
+    return {
+        "name": row.name,
+        "channel": row.channel,
+        "config": config,
+        "settings": settings,
+        "health": row.health,
+        "health_message": row.health_message,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+def list_connections(hub: Hub) -> list[dict[str, Any]]:
+    """Every connection, by name."""
+    with hub.db.session() as session:
+        rows = session.scalars(select(Connection).order_by(Connection.name))
+        return [describe(hub, row) for row in rows]
+
+
+def show_connection(hub: Hub, name: str) -> dict[str, Any]:
+    """One connection, secrets hidden."""
+    with hub.db.session() as session:
+        return describe(hub, get_connection(session, name))
+
+
+def open_connection(
+    hub: Hub, name: str, progress: Progress | None = None
+) -> tuple[Connection, Channel, ChannelConnection]:
+    """Load a connection for an operation: its row, its channel, and the plugin's view of it.
+
+    :raises NeedsReauth: the channel refused the refresh token earlier; nothing is sent.
+    """
+    with hub.db.session() as session:
+        row = get_connection(session, name)
+    channel = hub.registry.channel(row.channel)
+    if row.health == HEALTH_NEEDS_REAUTH:
+        raise NeedsReauth(reauth_message(row.name, row.health_message))
+    config = _load(channel.connection_schema, row.config, f"connection values of {name!r}")
+    settings = _load(channel.settings_schema, row.settings, f"settings of {name!r}")
+
+    def save_config(updates: dict[str, Any]) -> None:
+        with hub.db.session() as s:
+            stored = get_connection(s, name)
+            stored.config = {**stored.config, **{k: _jsonable(v) for k, v in updates.items()}}
+
+    def set_health(health: str, message: str) -> None:
+        with hub.db.session() as s:
+            stored = get_connection(s, name)
+            stored.health = health
+            stored.health_message = redact(message, view.secrets)
+
+    view = ChannelConnection(
+        name=row.name,
+        channel=row.channel,
+        config=config,
+        settings=settings,
+        health=row.health,
+        secret_keys=secret_keys(channel.connection_schema),
+        progress=progress or hub.progress(name),
+        on_save_config=save_config,
+        on_health=set_health,
+    )
+    return row, channel, view
+
+
+def reauth_message(name: str, detail: str = "") -> str:
+    """How to reconnect a connection whose refresh token was refused."""
+    reason = f" ({detail})" if detail else ""
+    return (
+        f"Connection {name!r} must be reconnected: the channel refused its refresh token{reason}. "
+        f"Create new tokens and run 'hub connections configure {name} "
+        "--set access_token=... --set refresh_token=...'."
+    )
+
+
+def check_connection(hub: Hub, name: str) -> dict[str, Any]:
+    """Ask the channel to check the connection; record ``ok`` or ``failing`` health."""
+    row, channel, view = open_connection(hub, name)
+    checks = hub.registry.call(channel, "test_connection", connection=view)
+    ok = all(check.ok for check in checks)
+    if view.health != HEALTH_NEEDS_REAUTH:
+        view.set_health("ok" if ok else "failing", "" if ok else "a connection check failed")
+    return {
+        "connection": row.name,
+        "ok": ok,
+        "checks": [
+            {"name": c.name, "ok": c.ok, "message": redact(c.message, view.secrets)} for c in checks
+        ],
+    }
+
+
+__all__ = [
+    "add_connection",
+    "check_connection",
+    "configure_connection",
+    "list_connections",
+    "open_connection",
+    "remove_connection",
+    "show_connection",
+]

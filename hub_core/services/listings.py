@@ -1,0 +1,431 @@
+"""Listings: link catalog SKUs to channel products, keep them in sync, publish, relink."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub_core.channel import (
+    CatalogItem,
+    LinkResult,
+    ListingOutcome,
+    ListingStatus,
+    ListingUpdate,
+    Outcome,
+)
+from hub_core.errors import InvalidInput, NotFound, PluginError
+from hub_core.models import CatalogProduct, Connection, Listing, SyncCursor, utcnow
+from hub_core.services.catalog import current_counter
+from hub_core.services.connections import get_connection, open_connection
+from hub_core.services.context import Hub, OperationResult, RecordResult
+from hub_core.services.runs import RunRecorder
+
+#: Listings handed to a plugin per call: bounds memory and lets progress and commits advance.
+CHUNK = 5000
+LISTINGS_CURSOR = "listings"
+#: Statuses that a plain ``link`` (without --sku) tries again.
+_LINKABLE = {ListingStatus.UNLINKED, ListingStatus.NOT_FOUND, ListingStatus.AMBIGUOUS}
+
+
+def catalog_item(product: CatalogProduct) -> CatalogItem:
+    """The plugin's view of a catalog product."""
+    return CatalogItem(
+        sku=product.sku,
+        title=product.title,
+        quantity=product.quantity,
+        price=Decimal(product.price),
+        upc=product.upc,
+        msrp=product.msrp,
+        cost=product.cost,
+    )
+
+
+def _products_for(session: Session, skus: Sequence[str]) -> list[CatalogProduct]:
+    """The catalog products for ``skus``, refusing unknown ones all at once."""
+    found: dict[str, CatalogProduct] = {}
+    for start in range(0, len(skus), 1000):
+        chunk = list(skus[start : start + 1000])
+        for product in session.scalars(select(CatalogProduct).where(CatalogProduct.sku.in_(chunk))):
+            found[product.sku] = product
+    unknown = [s for s in skus if s not in found]
+    if unknown:
+        raise NotFound(
+            f"Not in the catalog: {', '.join(unknown[:20])}"
+            + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
+            + ". Import them first with 'hub catalog import FILE'."
+        )
+    return [found[s] for s in dict.fromkeys(skus)]
+
+
+def _listings_by_sku(session: Session, connection: Connection, skus: Iterable[str]) -> dict:
+    skus = list(skus)
+    result: dict[str, Listing] = {}
+    for start in range(0, len(skus), 1000):
+        chunk = skus[start : start + 1000]
+        for listing in session.scalars(
+            select(Listing).where(Listing.connection_id == connection.id, Listing.sku.in_(chunk))
+        ):
+            result[listing.sku] = listing
+    return result
+
+
+def _link_targets(hub: Hub, connection_name: str, skus: Sequence[str] | None) -> list[CatalogItem]:
+    with hub.db.session() as session:
+        connection = get_connection(session, connection_name)
+        if skus:
+            return [catalog_item(p) for p in _products_for(session, skus)]
+        linked = select(Listing.product_id).where(
+            Listing.connection_id == connection.id,
+            Listing.status.not_in([s.value for s in _LINKABLE]),
+        )
+        query = (
+            select(CatalogProduct)
+            .where(CatalogProduct.id.not_in(linked))
+            .order_by(CatalogProduct.sku)
+        )
+        return [catalog_item(p) for p in session.scalars(query)]
+
+
+def _store_links(hub: Hub, connection_id: int, results: Sequence[LinkResult], run: RunRecorder):
+    with hub.db.session() as session:
+        connection = session.get(Connection, connection_id)
+        assert connection is not None
+        existing = _listings_by_sku(session, connection, (r.sku for r in results))
+        products = {p.sku: p for p in _products_for(session, [r.sku for r in results])}
+        now = utcnow()
+        for result in results:
+            listing = existing.get(result.sku)
+            if listing is None:
+                listing = Listing(
+                    connection_id=connection.id,
+                    product_id=products[result.sku].id,
+                    sku=result.sku,
+                )
+                session.add(listing)
+            status = ListingStatus(result.status)
+            listing.status = status.value
+            listing.message = result.message
+            if status == ListingStatus.LINKED:
+                listing.channel_product_id = result.channel_product_id
+                listing.linked_at = now
+                # A fresh link takes the hub's values on the next sync.
+                listing.pending = True
+                listing.pushed_quantity = None
+                listing.pushed_price = None
+                run.record(result.sku, Outcome.OK, f"linked to {result.channel_product_id}")
+            else:
+                listing.channel_product_id = None
+                listing.pending = False
+                run.record(result.sku, Outcome.FAILED, result.message or status.value)
+            run.count(status.value)
+
+
+def link_listings(
+    hub: Hub, connection_name: str, skus: Sequence[str] | None = None, *, operation: str = "link"
+) -> OperationResult:
+    """Link catalog SKUs to the channel's existing products.
+
+    Without ``skus``: every catalog SKU not linked yet (not found and ambiguous ones are
+    tried again). With ``skus``: those, which must be in the catalog.
+    """
+    items = _link_targets(hub, connection_name, skus)
+    row, channel, view = open_connection(hub, connection_name, hub.progress("link"))
+    hub.registry.check_supported(channel, operation_name(operation))
+    with RunRecorder(hub, f"{operation}_listings", row, view.secrets) as run:
+        view.progress.set_total(len(items))
+        for start in range(0, len(items), CHUNK):
+            chunk = items[start : start + CHUNK]
+            results = hub.registry.call(
+                channel, operation_name(operation), connection=view, items=chunk
+            )
+            _check_answers(channel.name, operation, [i.sku for i in chunk], results)
+            _store_links(hub, row.id, results, run)
+    return run.result()
+
+
+def operation_name(operation: str) -> str:
+    """``link`` -> ``link_listings``."""
+    return f"{operation}_listings"
+
+
+def _check_answers(channel: str, operation: str, asked: Sequence[str], answers: Sequence) -> None:
+    answered = {a.sku for a in answers}
+    missing = [s for s in asked if s not in answered]
+    if missing:
+        raise PluginError(
+            f"The {channel} plugin gave no {operation} result for {len(missing)} SKU(s) "
+            f"(first: {missing[0]}). Nothing was recorded for them."
+        )
+
+
+def publish_listings(
+    hub: Hub, connection_name: str, skus: Sequence[str] | None = None
+) -> OperationResult:
+    """Create new channel products for catalog SKUs that are not linked."""
+    with hub.db.session() as session:
+        connection = get_connection(session, connection_name)
+        channel = hub.registry.channel(connection.channel)
+    # Refuse before reading anything else: an unsupported channel is never called.
+    hub.registry.check_supported(channel, "publish_listings")
+    return link_listings(hub, connection_name, skus, operation="publish")
+
+
+def unlink_listings(hub: Hub, connection_name: str, skus: Sequence[str]) -> OperationResult:
+    """Forget the channel product of each SKU (the listing becomes ``unlinked``)."""
+    if not skus:
+        raise InvalidInput("Give at least one --sku to unlink.")
+    with hub.db.session() as session:
+        connection = get_connection(session, connection_name)
+        listings = _listings_by_sku(session, connection, skus)
+        unknown = [s for s in skus if s not in listings]
+        if unknown:
+            raise NotFound(
+                f"No listing on {connection_name!r} for SKU {', '.join(unknown)}. "
+                f"See 'hub listings list {connection_name}'."
+            )
+    with RunRecorder(hub, "unlink_listings", connection) as run, hub.db.session() as session:
+        for listing in _listings_by_sku(session, connection, skus).values():
+            listing.status = ListingStatus.UNLINKED.value
+            listing.channel_product_id = None
+            listing.pending = False
+            listing.pushed_quantity = None
+            listing.pushed_price = None
+            listing.message = ""
+            run.record(listing.sku, Outcome.OK, "unlinked")
+    return run.result()
+
+
+def relink_listings(hub: Hub, connection_name: str, skus: Sequence[str]) -> OperationResult:
+    """Unlink then link again: the fix for a ``broken`` listing."""
+    if not skus:
+        raise InvalidInput("Give at least one --sku to relink.")
+    with hub.db.session() as session:
+        get_connection(session, connection_name)
+        _products_for(session, skus)
+    unlink_listings(
+        hub, connection_name, [s for s in skus if _has_listing(hub, connection_name, s)]
+    )
+    result = link_listings(hub, connection_name, skus, operation="link")
+    result.operation = "relink_listings"
+    return result
+
+
+def _has_listing(hub: Hub, connection_name: str, sku: str) -> bool:
+    with hub.db.session() as session:
+        connection = get_connection(session, connection_name)
+        return bool(_listings_by_sku(session, connection, [sku]))
+
+
+def listing_to_json(listing: Listing) -> dict[str, Any]:
+    """A listing's JSON shape (contract: sku, status, channel_product_id)."""
+    return {
+        "sku": listing.sku,
+        "status": listing.status,
+        "channel_product_id": listing.channel_product_id,
+        "message": listing.message,
+        "pending": listing.pending,
+        "synced_at": listing.synced_at.isoformat() if listing.synced_at else None,
+    }
+
+
+def list_listings(
+    hub: Hub, connection_name: str, status: str | None = None
+) -> list[dict[str, Any]]:
+    """The connection's listings; catalog SKUs never linked show as ``unlinked``."""
+    valid = [s.value for s in ListingStatus]
+    if status is not None and status not in valid:
+        raise InvalidInput(f"Unknown status {status!r}. Valid statuses: {', '.join(valid)}.")
+    with hub.db.session() as session:
+        connection = get_connection(session, connection_name)
+        listings = {
+            listing.sku: listing_to_json(listing)
+            for listing in session.scalars(
+                select(Listing).where(Listing.connection_id == connection.id)
+            )
+        }
+        rows = []
+        for sku in session.scalars(select(CatalogProduct.sku).order_by(CatalogProduct.sku)):
+            row = listings.get(sku) or {
+                "sku": sku,
+                "status": ListingStatus.UNLINKED.value,
+                "channel_product_id": None,
+                "message": "",
+                "pending": False,
+                "synced_at": None,
+            }
+            if status is None or row["status"] == status:
+                rows.append(row)
+        return rows
+
+
+# --- sync ---------------------------------------------------------------------------------
+
+
+def _changes(listing: Listing, product: CatalogProduct) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if listing.pushed_quantity != product.quantity:
+        changes["quantity"] = product.quantity
+    if listing.pushed_price is None or Decimal(listing.pushed_price) != Decimal(product.price):
+        changes["price"] = Decimal(product.price)
+    return changes
+
+
+def pending_updates(
+    session: Session, connection: Connection, up_to: int
+) -> list[tuple[Listing, ListingUpdate]]:
+    """Linked listings whose catalog values differ from what was last pushed.
+
+    Reads only products changed since the connection's cursor (an index range) and listings
+    flagged ``pending``: the cost grows with the changes, not with the catalog.
+    """
+    cursor = (
+        session.scalar(
+            select(SyncCursor.value).where(
+                SyncCursor.connection_id == connection.id, SyncCursor.name == LISTINGS_CURSOR
+            )
+        )
+        or 0
+    )
+    linked = Listing.status == ListingStatus.LINKED.value
+    changed = session.execute(
+        select(Listing, CatalogProduct)
+        .join(CatalogProduct, Listing.product_id == CatalogProduct.id)
+        .where(
+            CatalogProduct.change_seq > cursor,
+            CatalogProduct.change_seq <= up_to,
+            Listing.connection_id == connection.id,
+            linked,
+        )
+    ).all()
+    flagged = session.execute(
+        select(Listing, CatalogProduct)
+        .join(CatalogProduct, Listing.product_id == CatalogProduct.id)
+        .where(Listing.connection_id == connection.id, Listing.pending.is_(True), linked)
+    ).all()
+    seen: set[int] = set()
+    updates: list[tuple[Listing, ListingUpdate]] = []
+    for listing, product in [*changed, *flagged]:
+        if listing.id in seen:
+            continue
+        seen.add(listing.id)
+        changes = _changes(listing, product)
+        if not changes:
+            listing.pending = False
+            continue
+        updates.append(
+            (
+                listing,
+                ListingUpdate(
+                    sku=listing.sku,
+                    channel_product_id=str(listing.channel_product_id),
+                    changes=changes,
+                    item=catalog_item(product),
+                ),
+            )
+        )
+    updates.sort(key=lambda pair: pair[0].sku)
+    return updates
+
+
+def _describe_changes(changes: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in changes.items())
+
+
+def sync_listings(hub: Hub, connection_name: str, *, dry_run: bool = False) -> OperationResult:
+    """Push quantity and price changes made since the last sync.
+
+    Only linked listings whose values differ from what was last pushed are sent, and only the
+    changed fields. A failed listing stays pending and is sent again next time; a listing
+    whose channel product is gone becomes ``broken``. ``dry_run`` lists what would be sent
+    and changes nothing.
+    """
+    row, channel, view = open_connection(hub, connection_name, hub.progress("sync"))
+    hub.registry.check_supported(channel, "sync_listings")
+    with hub.db.sessions() as session, session.begin():
+        connection = get_connection(session, connection_name)
+        up_to = current_counter(session)
+        updates = [update for _, update in pending_updates(session, connection, up_to)]
+        if dry_run:
+            # Reading must change nothing, not even the pending flags settled on the way.
+            session.rollback()
+            return OperationResult(
+                run_id=None,
+                operation="sync_listings",
+                status="ok",
+                counts={"would_send": len(updates)},
+                records=[
+                    RecordResult(
+                        u.sku, Outcome.SKIPPED.value, "would send " + _describe_changes(u.changes)
+                    )
+                    for u in updates
+                ],
+                extra={"dry_run": True},
+            )
+    with RunRecorder(hub, "sync_listings", row, view.secrets) as run:
+        view.progress.set_total(len(updates))
+        for start in range(0, len(updates), CHUNK):
+            chunk = updates[start : start + CHUNK]
+            outcomes = hub.registry.call(channel, "sync_listings", connection=view, updates=chunk)
+            _check_answers(channel.name, "sync", [u.sku for u in chunk], outcomes)
+            _store_sync(hub, row.id, chunk, outcomes, run)
+        _clear_settled(hub, row.id, up_to)
+        run.count("sent", run.counts.get(Outcome.OK.value, 0))
+    return run.result()
+
+
+def _store_sync(
+    hub: Hub,
+    connection_id: int,
+    updates: Sequence[ListingUpdate],
+    outcomes: Sequence[ListingOutcome],
+    run: RunRecorder,
+) -> None:
+    by_sku = {o.sku: o for o in outcomes}
+    with hub.db.session() as session:
+        connection = session.get(Connection, connection_id)
+        assert connection is not None
+        listings = _listings_by_sku(session, connection, (u.sku for u in updates))
+        now = utcnow()
+        for update in updates:
+            outcome = by_sku[update.sku]
+            listing = listings[update.sku]
+            if outcome.status is not None and outcome.status != ListingStatus.LINKED:
+                listing.status = ListingStatus(outcome.status).value
+                listing.message = outcome.message
+                listing.pending = False
+                run.record(update.sku, Outcome.FAILED, outcome.message or listing.status)
+                run.count(listing.status)
+                continue
+            if outcome.outcome == Outcome.OK:
+                if "quantity" in update.changes:
+                    listing.pushed_quantity = update.changes["quantity"]
+                if "price" in update.changes:
+                    listing.pushed_price = update.changes["price"]
+                listing.pending = False
+                listing.synced_at = now
+                listing.message = ""
+                if outcome.channel_product_id:
+                    listing.channel_product_id = outcome.channel_product_id
+                run.record(update.sku, Outcome.OK, "sent " + _describe_changes(update.changes))
+            else:
+                listing.pending = True
+                listing.message = outcome.message
+                run.record(update.sku, Outcome(outcome.outcome), outcome.message)
+
+
+def _clear_settled(hub: Hub, connection_id: int, up_to: int) -> None:
+    """Advance the connection's cursor: changes up to ``up_to`` are sent or flagged pending."""
+    with hub.db.session() as session:
+        cursor = session.scalar(
+            select(SyncCursor).where(
+                SyncCursor.connection_id == connection_id, SyncCursor.name == LISTINGS_CURSOR
+            )
+        )
+        if cursor is None:
+            session.add(SyncCursor(connection_id=connection_id, name=LISTINGS_CURSOR, value=up_to))
+        elif cursor.value < up_to:
+            cursor.value = up_to

@@ -1,0 +1,355 @@
+"""Orders: import each channel order exactly once, list, show, explain."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from hub_core.channel import ChannelConnection, ChannelOrder, Outcome
+from hub_core.errors import InvalidInput, NotFound, RequirementNotMet
+from hub_core.models import Connection, Order, OrderLine, utcnow
+from hub_core.plugins import Channel
+from hub_core.services.connections import get_connection, open_connection
+from hub_core.services.context import Hub, OperationResult
+from hub_core.services.runs import RunRecorder
+from hub_core.services.shipping import HELD, IMPORTED, hold_reason, mappings_of
+
+#: Orders stored per transaction; each batch is acknowledged right after its commit.
+CHUNK = 100
+STATUSES = ("imported", "held", "partially_shipped", "shipped", "cancelled")
+CANCELLED = "cancelled"
+
+
+def _chunks(items: Iterable[ChannelOrder], size: int) -> Iterator[list[ChannelOrder]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def require_mappings(hub: Hub, channel: Channel, connection_name: str) -> None:
+    """Refuse get orders when the channel requires shipping mappings and there are none."""
+    if not channel.requires("shipping_mappings"):
+        return
+    with hub.db.session() as session:
+        if not mappings_of(session, get_connection(session, connection_name)):
+            raise RequirementNotMet(
+                f"{channel.title} requires shipping mappings before getting orders, and "
+                f"{connection_name!r} has none. Add one per shipping method, e.g. "
+                f'\'hub shipping-mappings add {connection_name} --channel-text "UPS - Ground" '
+                "--policy standard' (the text must equal the channel's shipping method exactly)."
+            )
+
+
+def get_orders(hub: Hub, connection_name: str, days: int | None = None) -> OperationResult:
+    """Import new eligible orders, each exactly once, then acknowledge them to the channel.
+
+    Orders are committed in batches; a batch is acknowledged only after its commit. Orders
+    stored earlier but never acknowledged (a crash in between) are acknowledged first.
+    """
+    if days is not None and days < 1:
+        raise InvalidInput(f"--days must be 1 or more, got {days}.")
+    row, channel, view = open_connection(hub, connection_name, hub.progress("orders"))
+    hub.registry.check_supported(channel, "get_orders")
+    require_mappings(hub, channel, connection_name)
+    window = days or int(view.settings.get("order_days", 7))
+    with RunRecorder(hub, "get_orders", row, view.secrets) as run:
+        run.extra["days"] = window
+        _acknowledge(hub, channel, view, row.id, _unacknowledged(hub, row.id), run)
+        orders = hub.registry.call(channel, "get_orders", connection=view, days=window)
+        for chunk in _chunks(orders, CHUNK):
+            stored = _store(hub, row.id, chunk, run.run_id, run)
+            _acknowledge(hub, channel, view, row.id, stored, run)
+            view.progress.advance(len(chunk))
+    return run.result()
+
+
+def _unacknowledged(hub: Hub, connection_id: int) -> list[str]:
+    with hub.db.session() as session:
+        return list(
+            session.scalars(
+                select(Order.channel_order_id).where(
+                    Order.connection_id == connection_id, Order.acknowledged_at.is_(None)
+                )
+            )
+        )
+
+
+def _store(
+    hub: Hub, connection_id: int, orders: Sequence[ChannelOrder], run_id: int | None, run
+) -> list[str]:
+    """Store new orders in one transaction; return the ids to acknowledge (new and known)."""
+    to_acknowledge: list[str] = []
+    with hub.db.session() as session:
+        connection = session.get(Connection, connection_id)
+        assert connection is not None
+        mappings = mappings_of(session, connection)
+        for order in orders:
+            existing = session.execute(
+                select(Order.id, Order.acknowledged_at).where(
+                    Order.connection_id == connection_id,
+                    Order.channel_order_id == order.channel_order_id,
+                )
+            ).first()
+            if existing is not None:
+                run.record(order.channel_order_id, Outcome.SKIPPED, "already imported")
+                run.count("already_imported")
+                if existing.acknowledged_at is None:
+                    to_acknowledge.append(order.channel_order_id)
+                continue
+            stored = _new_order(connection_id, order, mappings, run_id)
+            try:
+                with session.begin_nested():
+                    session.add(stored)
+            except IntegrityError:
+                # Another run stored it between our check and our insert.
+                run.record(order.channel_order_id, Outcome.SKIPPED, "already imported")
+                run.count("already_imported")
+                continue
+            to_acknowledge.append(order.channel_order_id)
+            run.count(stored.status)
+            message = stored.status + (f": {stored.hold_reason}" if stored.hold_reason else "")
+            run.record(order.channel_order_id, Outcome.OK, message)
+    return to_acknowledge
+
+
+def _new_order(
+    connection_id: int, order: ChannelOrder, mappings: dict[str, str], run_id: int | None
+) -> Order:
+    policy = mappings.get(order.shipping_text)
+    if order.cancelled:
+        status, reason = CANCELLED, None
+    elif policy is None:
+        status, reason = HELD, hold_reason(order.shipping_text, mappings)
+    else:
+        status, reason = IMPORTED, None
+    return Order(
+        connection_id=connection_id,
+        channel_order_id=order.channel_order_id,
+        status=status,
+        hold_reason=reason,
+        shipping_text=order.shipping_text,
+        shipping_policy=policy,
+        marketplace=order.marketplace,
+        marketplace_order_id=order.marketplace_order_id,
+        currency=order.currency,
+        totals=_jsonable(order.totals),
+        addresses=_jsonable(order.addresses),
+        raw=_jsonable(order.raw),
+        channel_created_at=order.created_at,
+        run_id=run_id,
+        lines=[
+            OrderLine(
+                channel_line_id=line.channel_line_id,
+                sku=line.sku,
+                title=line.title,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+            )
+            for line in order.lines
+        ],
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _acknowledge(
+    hub: Hub,
+    channel: Channel,
+    view: ChannelConnection,
+    connection_id: int,
+    channel_order_ids: Sequence[str],
+    run: RunRecorder,
+) -> None:
+    if not channel_order_ids:
+        return
+    outcomes = hub.registry.call(
+        channel, "acknowledge_orders", connection=view, channel_order_ids=list(channel_order_ids)
+    )
+    ok = [o.ref for o in outcomes if o.outcome == Outcome.OK]
+    for outcome in outcomes:
+        if outcome.outcome == Outcome.FAILED:
+            run.record(
+                outcome.ref,
+                Outcome.FAILED,
+                f"stored, but the channel was not told (retried on the next run): "
+                f"{outcome.message}",
+            )
+    if ok:
+        with hub.db.session() as session:
+            for order in session.scalars(
+                select(Order).where(
+                    Order.connection_id == connection_id, Order.channel_order_id.in_(ok)
+                )
+            ):
+                order.acknowledged_at = utcnow()
+        run.count("acknowledged", len(ok))
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def order_to_json(order: Order, *, detail: bool = False) -> dict[str, Any]:
+    """An order's JSON shape (contract fields first)."""
+    shipped = shipped_quantities(order)
+    data: dict[str, Any] = {
+        "channel_order_id": order.channel_order_id,
+        "status": order.status,
+        "hold_reason": order.hold_reason,
+        "shipping_text": order.shipping_text,
+        "shipping_policy": order.shipping_policy,
+        "lines": [
+            {
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "shipped_quantity": shipped.get(line.id, 0),
+                "channel_line_id": line.channel_line_id,
+            }
+            for line in order.lines
+        ],
+        "connection": order.connection.name,
+        "marketplace": order.marketplace,
+        "marketplace_order_id": order.marketplace_order_id,
+        "imported_at": order.imported_at.isoformat(),
+        "acknowledged": order.acknowledged_at is not None,
+    }
+    if detail:
+        from hub_core.services.shipments import shipment_to_json
+
+        data["created_at"] = (
+            order.channel_created_at.isoformat() if order.channel_created_at else None
+        )
+        data["currency"] = order.currency
+        data["totals"] = order.totals
+        data["addresses"] = order.addresses
+        data["shipments"] = [shipment_to_json(s) for s in order.shipments]
+    return data
+
+
+def shipped_quantities(order: Order) -> dict[int, int]:
+    """Order line id -> quantity recorded as shipped."""
+    shipped: dict[int, int] = {}
+    for shipment in order.shipments:
+        for line in shipment.lines:
+            shipped[line.order_line_id] = shipped.get(line.order_line_id, 0) + line.quantity
+    return shipped
+
+
+def _order_query():  # type: ignore[no-untyped-def]
+    return select(Order).options(
+        selectinload(Order.lines),
+        selectinload(Order.shipments),
+        selectinload(Order.connection),
+    )
+
+
+def list_orders(
+    hub: Hub, connection_name: str | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
+    """Stored orders, oldest first, optionally of one connection and one status."""
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"Unknown status {status!r}. Valid statuses: {', '.join(STATUSES)}.")
+    with hub.db.session() as session:
+        query = _order_query().order_by(Order.id)
+        if connection_name:
+            query = query.where(Order.connection_id == get_connection(session, connection_name).id)
+        if status:
+            query = query.where(Order.status == status)
+        return [order_to_json(o) for o in session.scalars(query)]
+
+
+def find_order(session: Session, connection: Connection, ref: str) -> Order | None:
+    """An order by the channel's id, or else by the marketplace's order id."""
+    return session.scalar(
+        _order_query()
+        .where(
+            Order.connection_id == connection.id,
+            or_(Order.channel_order_id == ref, Order.marketplace_order_id == ref),
+        )
+        .order_by((Order.channel_order_id == ref).desc())
+        .limit(1)
+    )
+
+
+def get_order(session: Session, connection: Connection, channel_order_id: str) -> Order:
+    """An order the hub stored, or exit 2 naming it."""
+    order = find_order(session, connection, channel_order_id)
+    if order is None:
+        raise NotFound(
+            f"No order {channel_order_id!r} on {connection.name!r} in the hub. "
+            f"See 'hub orders list --connection {connection.name}', or "
+            f"'hub orders explain {connection.name} {channel_order_id}' to learn why."
+        )
+    return order
+
+
+def show_order(hub: Hub, connection_name: str, channel_order_id: str) -> dict[str, Any]:
+    """One stored order with its lines and shipments."""
+    with hub.db.session() as session:
+        connection = get_connection(session, connection_name)
+        return order_to_json(get_order(session, connection, channel_order_id), detail=True)
+
+
+def explain_order(hub: Hub, connection_name: str, ref: str) -> dict[str, Any]:
+    """Why the channel's order was, or would not be, imported."""
+    with hub.db.session() as session:
+        connection = get_connection(session, connection_name)
+        stored = find_order(session, connection, ref)
+        if stored is not None:
+            when = stored.imported_at.isoformat(timespec="seconds")
+            reasons = [f"imported on {when} by run {stored.run_id}; status {stored.status}"]
+            if stored.hold_reason:
+                reasons.append(f"held: {stored.hold_reason}")
+            return {
+                "connection": connection_name,
+                "ref": ref,
+                "channel_order_id": stored.channel_order_id,
+                "imported": True,
+                "imported_at": stored.imported_at.isoformat(),
+                "would_import": False,
+                "status": stored.status,
+                "reasons": reasons,
+            }
+        mappings = mappings_of(session, connection)
+    _row, channel, view = open_connection(hub, connection_name)
+    hub.registry.check_supported(channel, "explain_order")
+    days = int(view.settings.get("order_days", 7))
+    lookup = hub.registry.call(channel, "explain_order", connection=view, ref=ref, days=days)
+    if lookup.order is None:
+        raise NotFound(
+            f"{channel.title} has no order {ref!r} for {connection_name!r} "
+            "(looked up by the channel's order id and by the marketplace order id). "
+            "Check the id, and that the connection's profile is the order's."
+        )
+    reasons = list(lookup.reasons)
+    text = lookup.order.shipping_text
+    if text not in mappings:
+        if channel.requires("shipping_mappings") and not mappings:
+            reasons.append(
+                f"{connection_name!r} has no shipping mappings at all, so 'hub orders get' "
+                "refuses to run; add one with 'hub shipping-mappings add'"
+            )
+        else:
+            reasons.append(f"it would be imported as held: {hold_reason(text, mappings)}")
+    would_import = not lookup.reasons
+    if would_import and text in mappings:
+        reasons.append(
+            f"it is eligible and will be imported by the next 'hub orders get {connection_name}'"
+        )
+    return {
+        "connection": connection_name,
+        "ref": ref,
+        "channel_order_id": lookup.order.channel_order_id,
+        "imported": False,
+        "would_import": would_import,
+        "shipping_text": text,
+        "reasons": reasons,
+        "facts": _jsonable(lookup.facts),
+    }

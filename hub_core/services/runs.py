@@ -1,0 +1,145 @@
+"""Runs: one row per operation call, with counts and per-record outcomes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from hub_core.channel import Outcome
+from hub_core.errors import HubError, NotFound, redact
+from hub_core.models import Connection, Run, RunRecord, utcnow
+from hub_core.services.context import Hub, OperationResult, RecordResult
+
+
+class RunRecorder:
+    """Records one operation call as a :class:`~hub_core.models.Run`.
+
+    The run row is committed when the operation starts (so a crash leaves a ``running`` row
+    behind as evidence) and finished with counts and records when it ends. An error is
+    stored with its user message, secrets removed, and re-raised.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        operation: str,
+        connection: Connection | None = None,
+        secrets: list[str] | None = None,
+    ) -> None:
+        self.hub = hub
+        self.operation = operation
+        self.connection_id = connection.id if connection else None
+        self.connection_name = connection.name if connection else None
+        self.secrets = secrets or []
+        self.records: list[RecordResult] = []
+        self.counts: Counter[str] = Counter()
+        self.run_id: int | None = None
+        self.status = "running"
+        self.message = ""
+        self.extra: dict[str, Any] = {}
+
+    def __enter__(self) -> RunRecorder:
+        with self.hub.db.session() as session:
+            run = Run(
+                connection_id=self.connection_id,
+                connection_name=self.connection_name,
+                operation=self.operation,
+            )
+            session.add(run)
+            session.flush()
+            self.run_id = run.id
+        return self
+
+    def record(self, ref: str, outcome: Outcome | str, message: str = "") -> None:
+        """Add the outcome of one record."""
+        outcome = Outcome(outcome)
+        self.records.append(
+            RecordResult(ref=ref, outcome=outcome.value, message=redact(message, self.secrets))
+        )
+        self.counts[outcome.value] += 1
+
+    def count(self, key: str, amount: int = 1) -> None:
+        """Add to an operation-specific count."""
+        self.counts[key] += amount
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None:
+            self.status = "failed"
+            self.message = redact(
+                exc.message if isinstance(exc, HubError) else f"{exc_type.__name__}: {exc}",
+                self.secrets,
+            )
+        else:
+            failed = self.counts.get(Outcome.FAILED.value, 0)
+            self.status = "partial" if failed else "ok"
+        with self.hub.db.session() as session:
+            run = session.get(Run, self.run_id)
+            assert run is not None
+            run.status = self.status
+            run.counts = dict(self.counts)
+            run.message = self.message
+            run.finished_at = utcnow()
+            if self.records:
+                session.execute(
+                    insert(RunRecord),
+                    [{"run_id": self.run_id, **r.to_json()} for r in self.records],
+                )
+
+    def result(self) -> OperationResult:
+        """The operation's result (after the ``with`` block)."""
+        return OperationResult(
+            run_id=self.run_id,
+            operation=self.operation,
+            status=self.status,
+            counts=dict(self.counts),
+            records=self.records,
+            message=self.message,
+            extra=self.extra,
+        )
+
+
+def run_to_json(run: Run, *, records: bool = True) -> dict[str, Any]:
+    """A stored run in the JSON shape of operation commands, plus its timing."""
+    data: dict[str, Any] = {
+        "run_id": run.id,
+        "operation": run.operation,
+        "status": run.status,
+        "counts": run.counts,
+        "connection": run.connection_name,
+        "message": run.message,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+    if records:
+        data["records"] = [
+            {"ref": r.ref, "outcome": r.outcome, "message": r.message} for r in run.records
+        ]
+    return data
+
+
+def list_runs(hub: Hub, connection: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """The latest runs, newest first, optionally of one connection."""
+    with hub.db.session() as session:
+        query = select(Run).order_by(Run.id.desc()).limit(limit)
+        if connection:
+            if session.scalar(select(Connection.id).where(Connection.name == connection)) is None:
+                raise NotFound(f"No connection named {connection!r}. See 'hub connections list'.")
+            query = query.where(Run.connection_name == connection)
+        return [run_to_json(run, records=False) for run in session.scalars(query)]
+
+
+def show_run(hub: Hub, run_id: int) -> dict[str, Any]:
+    """One run with its records."""
+    with hub.db.session() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise NotFound(f"No run with id {run_id}. See 'hub runs list'.")
+        return run_to_json(run)

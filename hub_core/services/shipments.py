@@ -1,0 +1,337 @@
+"""Shipments: record full or partial shipments, import them from CSV, send them once."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from hub_core.channel import Outcome, RecordOutcome, ShipmentToSend
+from hub_core.channel import ShipmentLine as SendLine
+from hub_core.errors import InvalidInput
+from hub_core.models import Order, Shipment, ShipmentLine, utcnow
+from hub_core.services.connections import get_connection, open_connection
+from hub_core.services.context import Hub, OperationResult
+from hub_core.services.orders import CANCELLED, get_order, shipped_quantities
+from hub_core.services.runs import RunRecorder
+from hub_core.services.shipping import HELD
+
+CHUNK = 500
+PENDING, SENT, FAILED = "pending", "sent", "failed"
+CSV_REQUIRED = ("channel_order_id", "tracking", "carrier", "class")
+CSV_OPTIONAL = ("sku", "quantity", "shipped_at")
+
+
+def shipment_ref(shipment_id: int) -> str:
+    """The hub's public id of a shipment (ChannelAdvisor: SellerFulfillmentID)."""
+    return f"hub-{shipment_id}"
+
+
+def parse_shipped_at(value: str | None) -> datetime:
+    """An ISO 8601 ship time (UTC when no zone is given); now when empty."""
+    if not value:
+        return utcnow()
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"Invalid ship time {value!r}: use ISO 8601, e.g. 2026-11-28T14:30:00Z."
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _record(
+    session: Session,
+    order: Order,
+    *,
+    tracking: str,
+    carrier: str,
+    shipping_class: str,
+    items: Mapping[str, int] | None,
+    shipped_at: datetime,
+) -> Shipment:
+    """Validate and add one shipment of ``order``; raise InvalidInput naming every problem."""
+    problems = [
+        f"{flag} must not be empty"
+        for flag, value in (
+            ("--tracking", tracking),
+            ("--carrier", carrier),
+            ("--class", shipping_class),
+        )
+        if not value.strip()
+    ]
+    if order.status == CANCELLED:
+        problems.append(f"order {order.channel_order_id} is cancelled")
+    if order.status == HELD:
+        problems.append(
+            f"order {order.channel_order_id} is held ({order.hold_reason}); add the shipping "
+            "mapping first"
+        )
+    shipped = shipped_quantities(order)
+    remaining = {line.id: line.quantity - shipped.get(line.id, 0) for line in order.lines}
+    lines: list[tuple[int, int]] = []
+    if items:
+        skus_on_order = {line.sku for line in order.lines}
+        for sku, quantity in items.items():
+            if sku not in skus_on_order:
+                problems.append(
+                    f"SKU {sku} is not on order {order.channel_order_id} "
+                    f"(its SKUs: {', '.join(sorted(skus_on_order))})"
+                )
+                continue
+            if quantity < 1:
+                problems.append(f"quantity for {sku} must be 1 or more, got {quantity}")
+                continue
+            # Spread the quantity over the order's lines with that SKU, in order.
+            left = quantity
+            for line in order.lines:
+                if line.sku != sku or left == 0:
+                    continue
+                take = min(left, remaining[line.id])
+                if take:
+                    lines.append((line.id, take))
+                    left -= take
+            if left:
+                unshipped = sum(remaining[ln.id] for ln in order.lines if ln.sku == sku)
+                problems.append(
+                    f"cannot ship {quantity} of {sku}: only {unshipped} unshipped on order "
+                    f"{order.channel_order_id}"
+                )
+    else:
+        lines = [(line_id, qty) for line_id, qty in remaining.items() if qty > 0]
+        if not lines and order.status != CANCELLED:
+            problems.append(f"order {order.channel_order_id} is already fully shipped")
+    if problems:
+        raise InvalidInput(
+            f"Cannot record the shipment of order {order.channel_order_id}:", errors=problems
+        )
+    complete = all(remaining[line_id] == qty for line_id, qty in _sum_lines(lines).items()) and sum(
+        q for _, q in lines
+    ) == sum(remaining.values())
+    shipment = Shipment(
+        order=order,
+        tracking=tracking.strip(),
+        carrier=carrier.strip(),
+        shipping_class=shipping_class.strip(),
+        shipped_at=shipped_at,
+        complete=complete,
+        lines=[ShipmentLine(order_line_id=lid, quantity=q) for lid, q in lines],
+    )
+    session.add(shipment)
+    session.flush()
+    shipped = shipped_quantities(order)
+    fully = all(shipped.get(line.id, 0) >= line.quantity for line in order.lines)
+    order.status = "shipped" if fully else "partially_shipped"
+    return shipment
+
+
+def _sum_lines(lines: Sequence[tuple[int, int]]) -> dict[int, int]:
+    total: dict[int, int] = {}
+    for line_id, quantity in lines:
+        total[line_id] = total.get(line_id, 0) + quantity
+    return total
+
+
+def ship_order(
+    hub: Hub,
+    connection_name: str,
+    channel_order_id: str,
+    *,
+    tracking: str,
+    carrier: str,
+    shipping_class: str,
+    items: Mapping[str, int] | None = None,
+    shipped_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Record a shipment: everything still unshipped, or ``items`` (SKU -> quantity).
+
+    It is sent to the channel by the next ``orders sync``.
+    """
+    with hub.db.session() as session:
+        connection = get_connection(session, connection_name)
+        order = get_order(session, connection, channel_order_id)
+        shipment = _record(
+            session,
+            order,
+            tracking=tracking,
+            carrier=carrier,
+            shipping_class=shipping_class,
+            items=items,
+            shipped_at=shipped_at or utcnow(),
+        )
+        return shipment_to_json(shipment) | {"order_status": order.status}
+
+
+def shipment_to_json(shipment: Shipment) -> dict[str, Any]:
+    """A shipment's JSON shape."""
+    return {
+        "shipment_id": shipment_ref(shipment.id),
+        "channel_order_id": shipment.order.channel_order_id,
+        "tracking": shipment.tracking,
+        "carrier": shipment.carrier,
+        "class": shipment.shipping_class,
+        "shipped_at": shipment.shipped_at.isoformat(),
+        "complete": shipment.complete,
+        "lines": [{"sku": ln.order_line.sku, "quantity": ln.quantity} for ln in shipment.lines],
+        "sync_status": shipment.sync_status,
+        "sync_error": shipment.sync_error,
+    }
+
+
+def import_shipments(hub: Hub, connection_name: str, file: str | Path) -> OperationResult:
+    """Record shipments from a CSV file; bad rows are reported with their line, good ones kept.
+
+    Rows with the same order, tracking, carrier, class and ship time form one shipment; a row
+    without ``sku`` ships everything still unshipped on the order.
+    """
+    path = Path(file)
+    if not path.is_file():
+        raise InvalidInput(f"No such file: {path}. Give the path of a .csv shipments file.")
+    if path.suffix.lower() != ".csv":
+        raise InvalidInput(f"{path}: shipments import reads .csv files only.")
+    groups: dict[tuple, dict[str, Any]] = {}
+    with hub.db.session() as session:
+        connection = get_connection(session, connection_name)
+    with RunRecorder(hub, "shipments_import", connection) as run:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in reader.fieldnames or []]
+            missing = [c for c in CSV_REQUIRED if c not in columns]
+            if missing:
+                raise InvalidInput(
+                    f"{path}: missing column(s) {', '.join(missing)}. The first line must name "
+                    f"{','.join(CSV_REQUIRED)}[,{','.join(CSV_OPTIONAL)}]."
+                )
+            for raw in reader:
+                row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+                line = reader.line_num
+                try:
+                    key, sku, quantity = _parse_row(row)
+                except InvalidInput as exc:
+                    run.record(f"line {line}", Outcome.FAILED, f"line {line}: {exc.message}")
+                    continue
+                group = groups.setdefault(key, {"lines": [], "items": {}, "whole": False})
+                group["lines"].append(line)
+                if sku is None:
+                    group["whole"] = True
+                else:
+                    group["items"][sku] = group["items"].get(sku, 0) + quantity
+        for (order_id, tracking, carrier, klass, shipped_at), group in groups.items():
+            where = (
+                "line"
+                + ("s " if len(group["lines"]) > 1 else " ")
+                + ", ".join(str(n) for n in group["lines"])
+            )
+            try:
+                with hub.db.session() as session:
+                    connection = get_connection(session, connection_name)
+                    order = get_order(session, connection, order_id)
+                    shipment = _record(
+                        session,
+                        order,
+                        tracking=tracking,
+                        carrier=carrier,
+                        shipping_class=klass,
+                        items=None if group["whole"] else group["items"],
+                        shipped_at=parse_shipped_at(shipped_at),
+                    )
+                    run.record(shipment_ref(shipment.id), Outcome.OK, f"{where}: order {order_id}")
+            except InvalidInput as exc:
+                run.record(where, Outcome.FAILED, f"{where}: {exc.message}")
+    return run.result()
+
+
+def _parse_row(row: dict[str, str]) -> tuple[tuple, str | None, int]:
+    missing = [c for c in CSV_REQUIRED if not row.get(c)]
+    if missing:
+        raise InvalidInput(f"missing {', '.join(missing)}")
+    sku = row.get("sku") or None
+    quantity = 0
+    if sku:
+        try:
+            quantity = int(row.get("quantity") or "")
+        except ValueError:
+            raise InvalidInput(
+                f"quantity must be a whole number for sku {sku}, got {row.get('quantity')!r}"
+            ) from None
+    elif row.get("quantity"):
+        raise InvalidInput("quantity given without sku")
+    shipped_at = row.get("shipped_at") or ""
+    parse_shipped_at(shipped_at or None)
+    key = (row["channel_order_id"], row["tracking"], row["carrier"], row["class"], shipped_at)
+    return key, sku, quantity
+
+
+def sync_orders(hub: Hub, connection_name: str) -> OperationResult:
+    """Send every shipment not yet sent (failed ones again) to the channel, once each."""
+    row, channel, view = open_connection(hub, connection_name, hub.progress("ship"))
+    hub.registry.check_supported(channel, "sync_orders")
+    with hub.db.session() as session:
+        shipments = session.scalars(
+            select(Shipment)
+            .join(Order)
+            .where(Order.connection_id == row.id, Shipment.sync_status.in_([PENDING, FAILED]))
+            .options(
+                selectinload(Shipment.lines).selectinload(ShipmentLine.order_line),
+                selectinload(Shipment.order),
+            )
+            .order_by(Shipment.id)
+        ).all()
+        to_send = [_to_send(s) for s in shipments]
+    with RunRecorder(hub, "sync_orders", row, view.secrets) as run:
+        view.progress.set_total(len(to_send))
+        for start in range(0, len(to_send), CHUNK):
+            chunk = to_send[start : start + CHUNK]
+            outcomes = hub.registry.call(channel, "sync_orders", connection=view, shipments=chunk)
+            _store_outcomes(hub, chunk, outcomes, run)
+    return run.result()
+
+
+def _to_send(shipment: Shipment) -> ShipmentToSend:
+    return ShipmentToSend(
+        shipment_id=shipment_ref(shipment.id),
+        channel_order_id=shipment.order.channel_order_id,
+        tracking=shipment.tracking,
+        carrier=shipment.carrier,
+        shipping_class=shipment.shipping_class,
+        shipped_at=shipment.shipped_at,
+        lines=tuple(
+            SendLine(
+                channel_line_id=ln.order_line.channel_line_id,
+                sku=ln.order_line.sku,
+                quantity=ln.quantity,
+            )
+            for ln in shipment.lines
+        ),
+        complete=shipment.complete,
+    )
+
+
+def _store_outcomes(
+    hub: Hub, sent: Sequence[ShipmentToSend], outcomes: Sequence[RecordOutcome], run: RunRecorder
+) -> None:
+    by_ref = {o.ref: o for o in outcomes}
+    with hub.db.session() as session:
+        for item in sent:
+            shipment = session.get(Shipment, int(item.shipment_id.removeprefix("hub-")))
+            assert shipment is not None
+            outcome = by_ref.get(item.shipment_id)
+            shipment.attempts += 1
+            if outcome is None:
+                shipment.sync_status = FAILED
+                shipment.sync_error = "the channel plugin gave no answer for this shipment"
+                run.record(item.shipment_id, Outcome.FAILED, shipment.sync_error)
+            elif outcome.outcome == Outcome.OK:
+                shipment.sync_status = SENT
+                shipment.sync_error = None
+                shipment.sent_at = utcnow()
+                run.record(item.shipment_id, Outcome.OK, outcome.message or "sent")
+            else:
+                shipment.sync_status = FAILED
+                shipment.sync_error = outcome.message
+                run.record(item.shipment_id, Outcome(outcome.outcome), outcome.message)
