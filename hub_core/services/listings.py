@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub_core.channel import (
@@ -265,22 +265,28 @@ def list_listings(
 # --- sync ---------------------------------------------------------------------------------
 
 
-def _changes(listing: Listing, product: CatalogProduct) -> dict[str, Any]:
-    changes: dict[str, Any] = {}
-    if listing.pushed_quantity != product.quantity:
-        changes["quantity"] = product.quantity
-    if listing.pushed_price is None or Decimal(listing.pushed_price) != Decimal(product.price):
-        changes["price"] = Decimal(product.price)
-    return changes
+_PENDING_COLUMNS = (
+    Listing.id,
+    Listing.sku,
+    Listing.channel_product_id,
+    Listing.pushed_quantity,
+    Listing.pushed_price,
+    CatalogProduct.title,
+    CatalogProduct.quantity,
+    CatalogProduct.price,
+    CatalogProduct.upc,
+    CatalogProduct.msrp,
+    CatalogProduct.cost,
+)
 
 
-def pending_updates(
-    session: Session, connection: Connection, up_to: int
-) -> list[tuple[Listing, ListingUpdate]]:
+def pending_updates(session: Session, connection: Connection, up_to: int) -> list[ListingUpdate]:
     """Linked listings whose catalog values differ from what was last pushed.
 
     Reads only products changed since the connection's cursor (an index range) and listings
-    flagged ``pending``: the cost grows with the changes, not with the catalog.
+    flagged ``pending``: the cost grows with the changes, not with the catalog. Plain columns,
+    not ORM objects, keep 10k changes cheap. Pending listings found to need nothing are
+    unflagged (in the caller's transaction).
     """
     cursor = (
         session.scalar(
@@ -290,44 +296,56 @@ def pending_updates(
         )
         or 0
     )
-    linked = Listing.status == ListingStatus.LINKED.value
+    base = (
+        select(*_PENDING_COLUMNS)
+        .join(CatalogProduct, Listing.product_id == CatalogProduct.id)
+        .where(Listing.connection_id == connection.id, Listing.status == ListingStatus.LINKED.value)
+    )
     changed = session.execute(
-        select(Listing, CatalogProduct)
-        .join(CatalogProduct, Listing.product_id == CatalogProduct.id)
-        .where(
-            CatalogProduct.change_seq > cursor,
-            CatalogProduct.change_seq <= up_to,
-            Listing.connection_id == connection.id,
-            linked,
-        )
+        base.where(CatalogProduct.change_seq > cursor, CatalogProduct.change_seq <= up_to)
     ).all()
-    flagged = session.execute(
-        select(Listing, CatalogProduct)
-        .join(CatalogProduct, Listing.product_id == CatalogProduct.id)
-        .where(Listing.connection_id == connection.id, Listing.pending.is_(True), linked)
-    ).all()
+    flagged = session.execute(base.where(Listing.pending.is_(True))).all()
     seen: set[int] = set()
-    updates: list[tuple[Listing, ListingUpdate]] = []
-    for listing, product in [*changed, *flagged]:
-        if listing.id in seen:
+    settled: list[int] = []
+    updates: list[ListingUpdate] = []
+    for row in [*changed, *flagged]:
+        if row.id in seen:
             continue
-        seen.add(listing.id)
-        changes = _changes(listing, product)
+        seen.add(row.id)
+        price = Decimal(row.price)
+        changes: dict[str, Any] = {}
+        if row.pushed_quantity != row.quantity:
+            changes["quantity"] = row.quantity
+        if row.pushed_price is None or Decimal(row.pushed_price) != price:
+            changes["price"] = price
         if not changes:
-            listing.pending = False
+            settled.append(row.id)
             continue
+        item = CatalogItem(
+            sku=row.sku,
+            title=row.title,
+            quantity=row.quantity,
+            price=price,
+            upc=row.upc,
+            msrp=row.msrp,
+            cost=row.cost,
+        )
         updates.append(
-            (
-                listing,
-                ListingUpdate(
-                    sku=listing.sku,
-                    channel_product_id=str(listing.channel_product_id),
-                    changes=changes,
-                    item=catalog_item(product),
-                ),
+            ListingUpdate(
+                sku=row.sku,
+                channel_product_id=str(row.channel_product_id),
+                changes=changes,
+                item=item,
             )
         )
-    updates.sort(key=lambda pair: pair[0].sku)
+    if settled:
+        for start in range(0, len(settled), 1000):
+            session.execute(
+                update(Listing)
+                .where(Listing.id.in_(settled[start : start + 1000]))
+                .values(pending=False)
+            )
+    updates.sort(key=lambda u: u.sku)
     return updates
 
 
@@ -348,7 +366,7 @@ def sync_listings(hub: Hub, connection_name: str, *, dry_run: bool = False) -> O
     with hub.db.sessions() as session, session.begin():
         connection = get_connection(session, connection_name)
         up_to = current_counter(session)
-        updates = [update for _, update in pending_updates(session, connection, up_to)]
+        updates = pending_updates(session, connection, up_to)
         if dry_run:
             # Reading must change nothing, not even the pending flags settled on the way.
             session.rollback()
