@@ -253,17 +253,19 @@ def product_to_json(product: CatalogProduct) -> dict[str, Any]:
         "sku": product.sku,
         "title": product.title,
         "quantity": product.quantity,
-        "price": _money(product.price),
+        "price": format_money(product.price),
         "upc": product.upc,
-        "msrp": _money(product.msrp),
-        "cost": _money(product.cost),
+        "msrp": format_money(product.msrp),
+        "cost": format_money(product.cost),
     }
 
 
-def _money(value: Decimal | None) -> str | None:
+def format_money(value: Decimal | None) -> str | None:
+    """A price as text: two decimals unless more are significant (``1.5000`` -> ``1.50``)."""
     if value is None:
         return None
-    return str(Decimal(value).quantize(Decimal("0.01")) if value == round(value, 2) else value)
+    value = Decimal(value)
+    return str(value.quantize(Decimal("0.01")) if value == round(value, 2) else value.normalize())
 
 
 def list_catalog(hub: Hub) -> list[dict[str, Any]]:

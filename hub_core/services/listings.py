@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +19,7 @@ from hub_core.channel import (
 )
 from hub_core.errors import InvalidInput, NotFound, PluginError
 from hub_core.models import CatalogProduct, Connection, Listing, SyncCursor, utcnow
-from hub_core.services.catalog import current_counter
+from hub_core.services.catalog import current_counter, format_money
 from hub_core.services.connections import get_connection, open_connection
 from hub_core.services.context import Hub, OperationResult, RecordResult
 from hub_core.services.runs import RunRecorder
@@ -349,8 +349,10 @@ def pending_updates(session: Session, connection: Connection, up_to: int) -> lis
     return updates
 
 
-def _describe_changes(changes: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in changes.items())
+def _describe_changes(changes: Mapping[str, Any]) -> str:
+    return ", ".join(
+        f"{k} {format_money(v) if isinstance(v, Decimal) else v}" for k, v in changes.items()
+    )
 
 
 def sync_listings(hub: Hub, connection_name: str, *, dry_run: bool = False) -> OperationResult:
