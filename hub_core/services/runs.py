@@ -6,10 +6,10 @@ from collections import Counter
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 
 from hub_core.channel import Outcome
-from hub_core.errors import HubError, NotFound, redact
+from hub_core.errors import HubError, InvalidInput, NotFound, NotSupported, redact
 from hub_core.models import Connection, Run, RunRecord, utcnow
 from hub_core.services.context import Hub, OperationResult, RecordResult
 
@@ -19,7 +19,8 @@ class RunRecorder:
 
     The run row is committed when the operation starts (so a crash leaves a ``running`` row
     behind as evidence) and finished with counts and records when it ends. An error is
-    stored with its user message, secrets removed, and re-raised.
+    stored with its user message, secrets removed, and re-raised; input refused before any
+    record (exit 2 or 3) removes the run, since nothing changed.
     """
 
     def __init__(
@@ -71,6 +72,12 @@ class RunRecorder:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if isinstance(exc, InvalidInput | NotSupported) and not self.records and not self.counts:
+            # Refused before anything happened (exit 2 or 3: nothing changed): no run either.
+            with self.hub.db.session() as session:
+                session.execute(delete(Run).where(Run.id == self.run_id))
+            self.run_id = None
+            return
         if exc is not None:
             self.status = "failed"
             self.message = redact(
