@@ -1,0 +1,78 @@
+"""The paginator: follows ``@odata.nextLink`` until it is absent or repeats (reference §2.5).
+
+ChannelAdvisor decides page sizes itself; the hub never computes ``$skip``. A link seen before
+ends the paging (ChannelAdvisor has been seen answering a page past the end with the first page
+again), and a link naming another host is read from the API's own host, so that the Bearer token
+never leaves the API (a server behind a proxy may name itself differently).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+log = logging.getLogger(__name__)
+
+
+class NextLinkPaginator:
+    """The state of one paged read.
+
+    :param first_url: the absolute URL of the first page.
+    """
+
+    def __init__(self, first_url: str) -> None:
+        self.current_url: str | None = first_url
+        self._origin = _origin(first_url)
+        self._seen: set[str] = {first_url}
+        self.pages = 0
+        self.repeated: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether there is no page left to read."""
+        return self.current_url is None
+
+    def advance(self, page: Any) -> None:
+        """Move to the page after ``page`` (a parsed collection answer)."""
+        self.pages += 1
+        link = page.get("@odata.nextLink") if isinstance(page, dict) else None
+        if not link:
+            self.current_url = None
+            return
+        link = urljoin(self.current_url or "", str(link))
+        if _origin(link) != self._origin:
+            parts = urlsplit(link)
+            log.info("nextLink names host %s; reading it from %s", parts.netloc, self._origin)
+            link = self._origin + parts.path + (f"?{parts.query}" if parts.query else "")
+        if link in self._seen:
+            # A page already read: reading on would loop forever.
+            log.warning(
+                "ChannelAdvisor repeated a next-page link after %d pages; stopped", self.pages
+            )
+            self.repeated = link
+            self.current_url = None
+            return
+        self._seen.add(link)
+        self.current_url = link
+
+
+def iter_pages(get_json: Callable[[str], Any], first_url: str) -> Iterator[dict[str, Any]]:
+    """Yield every page of a collection, first to last.
+
+    :param get_json: reads one URL and returns its JSON (None for a 404, which ends paging).
+    """
+    paginator = NextLinkPaginator(first_url)
+    while not paginator.finished:
+        assert paginator.current_url is not None
+        page = get_json(paginator.current_url)
+        if not isinstance(page, dict):
+            return
+        yield page
+        paginator.advance(page)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()

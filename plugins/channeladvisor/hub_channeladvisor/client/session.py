@@ -1,0 +1,272 @@
+"""The HTTP engine: one ``requests.Session``, explicit timeouts, the limiter, the authenticator,
+and the retry loop that follows the outcome table.
+
+:meth:`HttpClient.send_once` sends one request through the limits; :meth:`HttpClient.request`
+sends it until the outcome table says it is done, waiting as the backoff policy says. A write
+that is not idempotent is sent again after an unclear failure only when the caller can check
+that it did not happen (``verify``) — ChannelAdvisor's Ship, say.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from hub_channeladvisor.client import outcomes
+from hub_channeladvisor.client.auth import Authenticator
+from hub_channeladvisor.client.limiter import Limiter
+from hub_channeladvisor.client.outcomes import (
+    Action,
+    BackoffPolicy,
+    Resolution,
+    RetriesExhausted,
+    RetryBudget,
+)
+from hub_core.errors import AuthError, ChannelError, RateLimited
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "hub-channeladvisor/0.1"
+# Characters left as they are in query values: OData needs $ ' ( ) , : and / readable, and
+# spaces must become %20 (never '+') to survive inside a $batch request line.
+_QUERY_SAFE = "$',():/"
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeouts:
+    """Seconds to wait for a connection and for an answer (``requests``' (connect, read))."""
+
+    connect: float = 10.0
+    read: float = 60.0
+    #: Read timeout of a ``$batch`` (up to 100 requests behind one answer).
+    batch_read: float = 180.0
+
+    @property
+    def default(self) -> tuple[float, float]:
+        """The (connect, read) pair of a plain request."""
+        return (self.connect, self.read)
+
+    @property
+    def batch(self) -> tuple[float, float]:
+        """The (connect, read) pair of a ``$batch``."""
+        return (self.connect, self.batch_read)
+
+
+def new_session() -> requests.Session:
+    """The one session of a client: JSON by default, a recognizable user agent."""
+    session = requests.Session()
+    session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
+    return session
+
+
+def encode_query(params: Mapping[str, Any]) -> str:
+    """``$filter=ProfileID%20eq%201&$select=ID,Sku``: OData-readable, spaces as %20."""
+    return "&".join(
+        f"{quote(str(key), safe='$')}={quote(str(value), safe=_QUERY_SAFE)}"
+        for key, value in params.items()
+    )
+
+
+def odata_string(value: str) -> str:
+    """An OData string literal: quoted, with ``'`` doubled (reference §2.4)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def parse_body(response: requests.Response) -> Any:
+    """The answer's JSON, its text when it is not JSON, or None when empty."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+@dataclasses.dataclass
+class ApiResult:
+    """The final answer to one request, after retries."""
+
+    status: int | None
+    body: Any
+    resolution: Resolution
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: The answer was lost, but a check showed that ChannelAdvisor carried the request out.
+    confirmed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether the request succeeded."""
+        return self.resolution.action is Action.SUCCESS
+
+    @property
+    def message(self) -> str:
+        """What to tell the user about a failure (the table's text and ChannelAdvisor's)."""
+        return outcomes.describe(self.resolution, self.status, self.body)
+
+
+class HttpClient:
+    """Sends ChannelAdvisor requests through the limiter, the authenticator and the backoff.
+
+    :param base_url: ``https://api.channeladvisor.com`` (the API lives under ``/v1``).
+    :param redact: masks secrets in every message and log line.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        session: requests.Session,
+        auth: Authenticator,
+        limiter: Limiter,
+        policy: BackoffPolicy,
+        timeouts: Timeouts,
+        redact: Callable[[str], str],
+    ) -> None:
+        self.base_url = base_url
+        self.api_url = f"{base_url}/v1"
+        self.session = session
+        self.auth = auth
+        self.limiter = limiter
+        self.policy = policy
+        self.timeouts = timeouts
+        self.redact = redact
+        #: Requests sent (every send, retries included), for tests and benchmarks.
+        self.sent = 0
+
+    def url(self, path: str, query: Mapping[str, Any] | None = None) -> str:
+        """The absolute URL of ``/v1/{path}`` with an OData query."""
+        url = f"{self.api_url}/{path.lstrip('/')}"
+        return f"{url}?{encode_query(query)}" if query else url
+
+    def send_once(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        data: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        units: int = 1,
+        timeout: tuple[float, float] | None = None,
+    ) -> requests.Response:
+        """Send one request through the limits; transport errors are raised as they come."""
+        # Get a valid token BEFORE taking a slot: a refresh must never wait behind the slots.
+        self.auth.token()
+        extra = dict(headers or {})
+        if json_body is not None:
+            data = json.dumps(json_body, separators=(",", ":"))
+            extra.setdefault("Content-Type", "application/json")
+        with self.limiter.slot(units):
+            self.sent += 1
+            return self.session.request(
+                method,
+                url,
+                data=data,
+                headers=extra,
+                auth=self.auth,
+                timeout=timeout or self.timeouts.default,
+            )
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        idempotent: bool = True,
+        verify: Callable[[], bool] | None = None,
+        timeout: tuple[float, float] | None = None,
+    ) -> ApiResult:
+        """Send a request until the outcome table says it is done.
+
+        :param idempotent: sending it twice does the same as once (GET, PATCH, an Absolute
+            UpdateQuantity); otherwise it is only sent again when ChannelAdvisor surely did not
+            carry it out, or when ``verify`` says so.
+        :param verify: for a write that is not idempotent: returns True when ChannelAdvisor
+            has carried it out after all (checked before any retry).
+        :return: the final answer: a success, or a failure of this record (4xx).
+        :raises AuthError: the access token is refused even after a refresh, or forbidden.
+        :raises NeedsReauth: the refresh token is refused.
+        :raises RateLimited: 429 until the retries ran out.
+        :raises RetriesExhausted: a transient failure until the retries ran out.
+        :raises ChannelError: an outcome the hub cannot go on from.
+        """
+        budget = RetryBudget(self.policy)
+        refreshed = False
+        while True:
+            token_used = self.auth.token()
+            try:
+                response = self.send_once(method, url, json_body=json_body, timeout=timeout)
+            except requests.RequestException as exc:
+                resolution = outcomes.classify_exception(exc)
+                status, body, headers = None, None, {}
+                what = f"{type(exc).__name__}: {exc}"
+            else:
+                status, headers = response.status_code, response.headers
+                body = parse_body(response)
+                resolution = outcomes.classify_status(status, body)
+                what = f"HTTP {status}: {outcomes.error_message(body)}"
+            action = resolution.action
+            if action in (Action.SUCCESS, Action.RECORD_FAILURE):
+                return ApiResult(status, body, resolution, headers)
+            if action is Action.FAIL:
+                message = self.redact(outcomes.describe(resolution, status, body))
+                detail = self.redact(f"{method} {url} -> {what}")
+                if resolution.kind is outcomes.Kind.CONFIG:
+                    raise AuthError(message, detail=detail)
+                raise ChannelError(message, detail=detail)
+            if action is Action.REFRESH_THEN_RETRY:
+                if refreshed:
+                    raise AuthError(
+                        "ChannelAdvisor refused the access token again right after a refresh; "
+                        "the authorization may lack access to this profile.",
+                        detail=self.redact(f"{method} {url} -> {what}"),
+                    )
+                refreshed = True
+                self.auth.refresh(stale=token_used)
+                continue
+            # RETRY / RATE_LIMITED
+            if resolution.applied_unknown and not idempotent:
+                if verify is None:
+                    return ApiResult(status, body, outcomes.UNKNOWN_OUTCOME, headers)
+                if verify():
+                    log.info(self.redact(f"{method} {url}: answer lost ({what}), found applied"))
+                    return ApiResult(status, body, outcomes.STATUS_TABLE[200], headers, True)
+            wait = budget.next_wait(resolution, headers)
+            if wait is None:
+                message = self.redact(outcomes.exhausted_message(resolution, status, body, budget))
+                detail = self.redact(f"{method} {url} -> {what}")
+                if action is Action.RATE_LIMITED:
+                    raise RateLimited(message, detail=detail)
+                raise RetriesExhausted(message, resolution=resolution, status=status, detail=detail)
+            log.warning(
+                self.redact(f"{method} {url} -> {what}; retry {budget.attempts} in {wait:.2f} s")
+            )
+            if action is Action.RATE_LIMITED:
+                self.limiter.pause(wait)
+            budget.consume(wait)
+
+    def get_json(self, url: str) -> Any:
+        """GET a URL and return its JSON; None when ChannelAdvisor answers 404.
+
+        :raises ChannelError: any other failure, or an answer that is not JSON.
+        """
+        result = self.request("GET", url)
+        if result.status == 404:
+            return None
+        if not result.ok:
+            raise ChannelError(
+                self.redact(result.message), detail=self.redact(f"GET {url} -> {result.status}")
+            )
+        if not isinstance(result.body, dict | list | int):
+            raise ChannelError(
+                "ChannelAdvisor answered with something that is not JSON.",
+                detail=self.redact(f"GET {url} -> {str(result.body)[:200]}"),
+            )
+        return result.body

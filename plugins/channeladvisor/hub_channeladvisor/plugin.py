@@ -1,0 +1,156 @@
+"""The ChannelAdvisor channel: the hook implementations the core calls (entry point ``hub``).
+
+Each operation builds a :class:`~hub_channeladvisor.client.ChannelAdvisorClient` for the
+connection — which stops at once, sending nothing, when the connection is marked
+``needs_reauth`` — runs, and closes it (storing refreshed tokens on the connection).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from hub_channeladvisor import checks, explain, listings, orders
+from hub_channeladvisor.client.api import ChannelAdvisorClient
+from hub_channeladvisor.schemas import ConnectionSchema, SettingsSchema
+from hub_channeladvisor.shipments import sync_shipments
+from hub_core import hookimpl
+from hub_core.channel import (
+    NOT_SUPPORTED,
+    REQUIRED,
+    SUPPORTED,
+    CatalogItem,
+    ChannelConnection,
+    ChannelOrder,
+    ConnectionCheck,
+    LinkResult,
+    ListingOutcome,
+    ListingUpdate,
+    OrderLookup,
+    RecordOutcome,
+    ShipmentToSend,
+)
+
+if TYPE_CHECKING:
+    import click
+    from marshmallow import Schema
+
+CHANNEL = "channeladvisor"
+TITLE = "ChannelAdvisor"
+
+
+@hookimpl
+def hub_channel_name() -> str:
+    """``channeladvisor``."""
+    return CHANNEL
+
+
+@hookimpl
+def hub_channel_title() -> str:
+    """``ChannelAdvisor``."""
+    return TITLE
+
+
+@hookimpl
+def hub_channel_capabilities() -> dict[str, str]:
+    """Everything but publishing: ChannelAdvisor products are linked, never created."""
+    return {
+        "link_listings": SUPPORTED,
+        "sync_listings": SUPPORTED,
+        "publish_listings": NOT_SUPPORTED,
+        "get_orders": SUPPORTED,
+        "sync_orders": SUPPORTED,
+    }
+
+
+@hookimpl
+def hub_channel_requirements() -> dict[str, str]:
+    """Orders need shipping mappings (the order's shipping text names the hub policy)."""
+    return {"shipping_mappings": REQUIRED}
+
+
+@hookimpl
+def hub_connection_schema() -> type[Schema]:
+    """See :class:`hub_channeladvisor.schemas.ConnectionSchema`."""
+    return ConnectionSchema
+
+
+@hookimpl
+def hub_settings_schema() -> type[Schema]:
+    """See :class:`hub_channeladvisor.schemas.SettingsSchema`."""
+    return SettingsSchema
+
+
+@hookimpl
+def hub_register_commands(cli: click.Group) -> None:
+    """Add ``hub channeladvisor …`` when the embedded sandbox provides its commands."""
+    try:
+        module = importlib.import_module("hub_channeladvisor.sandbox.cli")
+    except ImportError:
+        return
+    group = getattr(module, "channeladvisor", None) or getattr(module, "cli", None)
+    if group is not None and CHANNEL not in cli.commands:
+        cli.add_command(group, CHANNEL)
+
+
+@hookimpl
+def hub_test_connection(connection: ChannelConnection) -> list[ConnectionCheck]:
+    """Token refresh, profile visibility, distribution center (see :mod:`.checks`)."""
+    return checks.run_checks(connection)
+
+
+@hookimpl
+def hub_link_listings(
+    connection: ChannelConnection, items: Sequence[CatalogItem]
+) -> list[LinkResult]:
+    """Match each SKU to an existing product (see :mod:`.listings`)."""
+    with ChannelAdvisorClient(connection) as client:
+        return listings.link_listings(client, items)
+
+
+@hookimpl
+def hub_sync_listings(
+    connection: ChannelConnection, updates: Sequence[ListingUpdate]
+) -> list[ListingOutcome]:
+    """Push quantity and price in batches (see :mod:`.listings`)."""
+    with ChannelAdvisorClient(connection) as client:
+        return listings.sync_listings(client, updates)
+
+
+@hookimpl
+def hub_get_orders(connection: ChannelConnection, days: int) -> Iterable[ChannelOrder]:
+    """New orders, page by page (see :mod:`.orders`); nothing is exported here."""
+    # Built now, not on the first next(): a connection needing reauth fails at the call.
+    client = ChannelAdvisorClient(connection)
+    return _orders(client, days)
+
+
+def _orders(client: ChannelAdvisorClient, days: int) -> Iterator[ChannelOrder]:
+    with client:
+        yield from orders.iter_orders(client, days)
+
+
+@hookimpl
+def hub_acknowledge_orders(
+    connection: ChannelConnection, channel_order_ids: Sequence[str]
+) -> list[RecordOutcome]:
+    """``POST Orders(ID)/Export``, one call per order."""
+    with ChannelAdvisorClient(connection) as client:
+        return orders.acknowledge_orders(client, channel_order_ids)
+
+
+@hookimpl
+def hub_sync_orders(
+    connection: ChannelConnection, shipments: Sequence[ShipmentToSend]
+) -> list[RecordOutcome]:
+    """Ship each shipment once (see :mod:`.shipments`)."""
+    with ChannelAdvisorClient(connection) as client:
+        return sync_shipments(client, shipments)
+
+
+@hookimpl
+def hub_explain_order(connection: ChannelConnection, ref: str, days: int) -> OrderLookup:
+    """Why get orders would, or would not, return the order (see :mod:`.explain`)."""
+    with ChannelAdvisorClient(connection) as client:
+        return explain.explain_order(client, ref, days)
