@@ -298,8 +298,10 @@ class StubChannel:
         capabilities: dict[str, str] | None = None,
         orders: Sequence[ChannelOrder] = (),
         fail_with: Exception | None = None,
+        requirements: dict[str, str] | None = None,
     ) -> None:
         self.name = name
+        self.requirements = {"shipping_mappings": OPTIONAL, **(requirements or {})}
         self.capabilities = {
             "link_listings": SUPPORTED,
             "sync_listings": SUPPORTED,
@@ -327,7 +329,7 @@ class StubChannel:
 
     @hookimpl
     def hub_channel_requirements(self) -> dict[str, str]:
-        return {"shipping_mappings": OPTIONAL}
+        return dict(self.requirements)
 
     @hookimpl
     def hub_connection_schema(self) -> type[Schema]:

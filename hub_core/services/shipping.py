@@ -24,7 +24,7 @@ def mappings_of(session: Session, connection: Connection) -> dict[str, str]:
             ShippingMapping.connection_id == connection.id
         )
     )
-    return dict(rows.tuples().all())
+    return {text: policy for text, policy in rows}
 
 
 def hold_reason(text: str, mappings: dict[str, str]) -> str:

@@ -1,0 +1,288 @@
+"""Get orders: each order once (two runs, two concurrent runs), acknowledged only after commit,
+a crash in between heals, held orders and their release (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Generator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from hub_core import hookimpl
+from hub_core.db import Database
+from hub_core.errors import ChannelError, InvalidInput
+from hub_core.models import Order, OrderLine
+from hub_core.services import Hub, OperationResult
+from hub_core.services.orders import get_orders, list_orders, show_order
+from hub_core.services.shipping import add_mapping
+from hub_fake_channel.store import FakeStore
+
+
+def _order_rows(hub: Hub) -> list[tuple[str, str]]:
+    with hub.db.session() as session:
+        rows = session.execute(
+            select(Order.channel_order_id, Order.status).order_by(Order.channel_order_id)
+        )
+        return [(order_id, status) for order_id, status in rows]
+
+
+def _acknowledged(store: FakeStore) -> dict[str, bool]:
+    return {o["id"]: o["acknowledged"] for o in store.orders()}
+
+
+@pytest.fixture
+def orders(store: FakeStore) -> list[str]:
+    """Three eligible orders on the channel (shipping text ``UPS - Ground``)."""
+    now = datetime.now(UTC)
+    return [
+        store.add_order(
+            [("SKU-1", 2), ("SKU-2", 1)], created_at=now - timedelta(hours=3), order_id="O-0001"
+        ),
+        store.add_order([("SKU-1", 1)], created_at=now - timedelta(hours=2), order_id="O-0002"),
+        store.add_order([("SKU-2", 4)], created_at=now - timedelta(hours=1), order_id="O-0003"),
+    ]
+
+
+@pytest.fixture
+def mapped(hub: Hub, shop: str) -> str:
+    """``UPS - Ground`` mapped to the policy ``standard`` on ``shop``."""
+    add_mapping(hub, shop, "UPS - Ground", "standard")
+    return shop
+
+
+def test_get_orders_imports_and_acknowledges_each_order_once(
+    hub: Hub, mapped: str, store: FakeStore, orders: list[str]
+) -> None:
+    first = get_orders(hub, mapped)
+    assert first.status == "ok" and first.operation == "get_orders"
+    assert first.counts == {"imported": 3, "ok": 3, "acknowledged": 3}
+    assert [r.ref for r in first.records] == orders
+    assert _order_rows(hub) == [(o, "imported") for o in orders]
+    assert _acknowledged(store) == dict.fromkeys(orders, True)
+    shown = show_order(hub, mapped, "O-0001")
+    assert shown["shipping_policy"] == "standard"
+    assert [(ln["sku"], ln["quantity"]) for ln in shown["lines"]] == [("SKU-1", 2), ("SKU-2", 1)]
+    assert shown["acknowledged"] is True
+
+    second = get_orders(hub, mapped)
+    assert second.records == [] and second.counts == {}
+    store.add_order([("SKU-1", 1)], order_id="O-0004")
+    third = get_orders(hub, mapped)
+    assert [r.ref for r in third.records] == ["O-0004"]
+    assert len(_order_rows(hub)) == 4
+    with hub.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(OrderLine)) == 5
+
+
+def test_orders_outside_the_window_or_statuses_are_not_imported(
+    hub: Hub, mapped: str, store: FakeStore
+) -> None:
+    now = datetime.now(UTC)
+    store.add_order(order_id="OLD", created_at=now - timedelta(days=10))
+    store.add_order(order_id="PENDING", status="pending")
+    store.add_order(order_id="NEW", created_at=now - timedelta(days=1))
+    assert [r.ref for r in get_orders(hub, mapped).records] == ["NEW"]
+    assert [r.ref for r in get_orders(hub, mapped, days=11).records] == ["OLD"]
+    assert get_orders(hub, mapped).records == []
+    with pytest.raises(InvalidInput, match="--days"):
+        get_orders(hub, mapped, days=0)
+
+
+def test_a_record_already_stored_but_returned_again_is_skipped(
+    hub: Hub, mapped: str, store: FakeStore, orders: list[str]
+) -> None:
+    get_orders(hub, mapped)
+    store.update_order("O-0002", acknowledged=False)  # the channel forgot the acknowledgement
+    again = get_orders(hub, mapped)
+    assert [(r.ref, r.outcome) for r in again.records] == [("O-0002", "skipped")]
+    assert again.counts["already_imported"] == 1
+    assert len(_order_rows(hub)) == 3
+
+
+def _run_concurrently(*calls: Callable[[], OperationResult]) -> list[OperationResult]:
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def work(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = calls[index]()
+        except BaseException as exc:  # reported below
+            results[index] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
+class _BothFetchFirst:
+    """A wrapper plugin: each run waits, after the channel answered, until the other has its
+    answer too, so both runs try to store the very same orders."""
+
+    def __init__(self, parties: int) -> None:
+        self.barrier = threading.Barrier(parties, timeout=60)
+
+    @hookimpl(wrapper=True)
+    def hub_get_orders(self) -> Generator[None, Any, Any]:
+        orders = list((yield))
+        self.barrier.wait()
+        return orders
+
+
+def test_two_concurrent_runs_import_each_order_once(
+    hub: Hub, mapped: str, store: FakeStore, make_registry: Callable, database_url: str
+) -> None:
+    ids = [store.add_order([("SKU-1", 1)], order_id=f"C-{n:03d}") for n in range(12)]
+    registry = make_registry((_BothFetchFirst(2), "both-fetch-first"))
+    hubs = [Hub(db=Database(database_url), registry=registry) for _ in range(2)]
+    try:
+        results = _run_concurrently(*(lambda h=h: get_orders(h, mapped) for h in hubs))
+    finally:
+        for other in hubs:
+            other.db.dispose()
+    assert sorted(o for o, _ in _order_rows(hub)) == ids
+    outcomes = [[(r.ref, r.outcome) for r in result.records] for result in results]
+    # Both runs got every order from the channel; each order was stored by exactly one.
+    assert all(sorted(ref for ref, _ in run) == ids for run in outcomes)
+    imported = sorted(ref for run in outcomes for ref, outcome in run if outcome == "ok")
+    assert imported == ids
+    skipped = sorted(ref for run in outcomes for ref, outcome in run if outcome == "skipped")
+    assert skipped == ids
+    assert all(result.status == "ok" for result in results)
+    assert _acknowledged(store) == dict.fromkeys(ids, True)
+    assert all(o["acknowledged"] for o in list_orders(hub, mapped))
+
+
+def test_a_crash_between_commit_and_acknowledge_heals_on_the_next_run(
+    hub: Hub, mapped: str, store: FakeStore, orders: list[str]
+) -> None:
+    store.fail("acknowledge_orders", times=1)  # the whole call fails once
+    with pytest.raises(ChannelError):
+        get_orders(hub, mapped)
+    assert _order_rows(hub) == [(o, "imported") for o in orders]  # committed
+    assert not any(_acknowledged(store).values())
+    assert not any(o["acknowledged"] for o in list_orders(hub, mapped))
+
+    healed = get_orders(hub, mapped)
+    assert healed.status == "ok"
+    assert healed.counts == {"acknowledged": 3}
+    assert _acknowledged(store) == dict.fromkeys(orders, True)
+    assert all(o["acknowledged"] for o in list_orders(hub, mapped))
+    assert len(_order_rows(hub)) == 3
+
+
+def test_one_acknowledgement_failing_is_retried(
+    hub: Hub, mapped: str, store: FakeStore, orders: list[str]
+) -> None:
+    store.fail("acknowledge_orders", ref="O-0002", times=1)
+    first = get_orders(hub, mapped)
+    assert first.status == "partial" and int(first.exit_code) == 4
+    failed = [r for r in first.records if r.outcome == "failed"]
+    assert [r.ref for r in failed] == ["O-0002"]
+    assert "retried on the next run" in failed[0].message
+    assert _acknowledged(store) == {"O-0001": True, "O-0002": False, "O-0003": True}
+    second = get_orders(hub, mapped)
+    assert second.status == "ok" and second.counts == {"acknowledged": 1}
+    assert _acknowledged(store)["O-0002"] is True
+    assert len(_order_rows(hub)) == 3
+
+
+def test_a_lost_acknowledgement_is_sent_again_harmlessly(
+    hub: Hub, mapped: str, store: FakeStore, orders: list[str]
+) -> None:
+    store.fail("acknowledge_orders", ref="O-0001", times=1, kind="lost")
+    assert int(get_orders(hub, mapped).exit_code) == 4
+    assert _acknowledged(store)["O-0001"] is True  # applied on the channel, answer lost
+    again = get_orders(hub, mapped)
+    assert again.status == "ok" and again.counts == {"acknowledged": 1}
+    assert len(_order_rows(hub)) == 3
+
+
+def test_get_orders_failing_mid_way_imports_nothing_twice(
+    hub: Hub, mapped: str, store: FakeStore, orders: list[str]
+) -> None:
+    store.fail("get_orders", ref="O-0002", times=1)
+    with pytest.raises(ChannelError):
+        get_orders(hub, mapped)
+    stored = {o for o, _ in _order_rows(hub)}
+    assert {o for o, ack in _acknowledged(store).items() if ack} == stored
+    get_orders(hub, mapped)
+    assert sorted(o for o, _ in _order_rows(hub)) == orders
+    assert all(_acknowledged(store).values())
+
+
+def test_unmapped_shipping_text_is_held_and_released_by_a_mapping(
+    hub: Hub, shop: str, store: FakeStore
+) -> None:
+    add_mapping(hub, shop, "USPS - Priority", "express")
+    store.add_order([("SKU-1", 1)], order_id="H-1", shipping_text="UPS - Ground")
+    store.add_order([("SKU-1", 1)], order_id="H-2", shipping_text="UPS - Ground")
+    store.add_order([("SKU-1", 1)], order_id="M-1", shipping_text="USPS - Priority")
+    result = get_orders(hub, shop)
+    assert result.counts["held"] == 2 and result.counts["imported"] == 1
+    held = list_orders(hub, shop, "held")
+    assert [o["channel_order_id"] for o in held] == ["H-1", "H-2"]
+    reason = held[0]["hold_reason"]
+    assert "'UPS - Ground'" in reason and "nearest mapping: 'USPS - Priority'" in reason
+    assert "hub shipping-mappings add" in reason
+    assert all(o["acknowledged"] for o in held)  # held orders are stored, so acknowledged
+
+    released = add_mapping(hub, shop, "UPS - Ground", "standard")
+    assert released["released_orders"] == ["H-1", "H-2"]
+    assert list_orders(hub, shop, "held") == []
+    order = show_order(hub, shop, "H-1")
+    assert order["status"] == "imported" and order["hold_reason"] is None
+    assert order["shipping_policy"] == "standard"
+
+
+def test_cancelled_orders_are_stored_cancelled(hub: Hub, mapped: str, store: FakeStore) -> None:
+    store.add_order(order_id="X-1", cancelled=True)
+    get_orders(hub, mapped)
+    assert _order_rows(hub) == [("X-1", "cancelled")]
+
+
+def test_two_processes_import_each_order_once(
+    sqlite_url: str, store: FakeStore, tmp_path: Path, hub_cli: Any
+) -> None:
+    """Two ``hub orders get`` processes on one SQLite file: no duplicate, all acknowledged."""
+    hub_cli("connections", "add", "shop", "--channel", "fake", "--set", f"store={store.path}")
+    hub_cli("shipping-mappings", "add", "shop", "--channel-text", "UPS - Ground", "--policy", "std")
+    ids = [store.add_order([("SKU-1", 1)], order_id=f"P-{n:03d}") for n in range(20)]
+    hub_exe = Path(sys.executable).with_name("hub")
+    command = [str(hub_exe)] if hub_exe.exists() else [sys.executable, "-m", "hub_core.cli"]
+    env = {**os.environ, "HUB_DATABASE_URL": sqlite_url, "HUB_DISABLE_PLUGINS": "channeladvisor"}
+    processes = [
+        subprocess.Popen(
+            [*command, "orders", "get", "shop", "--json"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    for process, (_out, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err
+    documents = [json.loads(out) for out, _ in outputs]
+    imported = [r["ref"] for doc in documents for r in doc["records"] if r["outcome"] == "ok"]
+    assert sorted(imported) == ids
+    listed = hub_cli.json("orders", "list")
+    assert sorted(o["channel_order_id"] for o in listed) == ids
+    assert all(o["acknowledged"] for o in listed)
+    assert _acknowledged(store) == dict.fromkeys(ids, True)
