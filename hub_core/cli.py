@@ -69,6 +69,9 @@ class HubGroup(click.Group):
         try:
             return super().invoke(ctx)
         except HubError as exc:
+            # An operation that failed after its run started still prints its one document.
+            if exc.run_result is not None and (ctx.obj or {}).get("json"):
+                _dump(exc.run_result.to_json())
             raise HubCommandError(exc.message, int(exc.exit_code)) from None
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -124,9 +127,21 @@ def _note(text: str) -> None:
     click.echo(text, err=True)
 
 
+def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.find_root().ensure_object(dict)["json"] = True
+    return value
+
+
 def json_option(func: Callable) -> Callable:
     """``--json``: print exactly one JSON document on stdout."""
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(func)
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        callback=_remember_json,
+        help="Print one JSON document.",
+    )(func)
 
 
 def _finish(result: OperationResult, as_json: bool, summary: str | None = None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable
+from typing import Any
 
 
 class ExitCode(enum.IntEnum):
@@ -31,6 +32,9 @@ class HubError(Exception):
     """Base of every error the hub reports to a user."""
 
     exit_code: ExitCode = ExitCode.FAILED
+    #: The operation's result when it failed after its run started (set by the run recorder),
+    #: so ``--json`` still prints the run's document.
+    run_result: Any = None
 
     def __init__(self, message: str, *, detail: str | None = None) -> None:
         super().__init__(message)

@@ -99,6 +99,8 @@ class RunRecorder:
                     insert(RunRecord),
                     [{"run_id": self.run_id, **r.to_json()} for r in self.records],
                 )
+        if isinstance(exc, HubError):
+            exc.run_result = self.result()
 
     def result(self) -> OperationResult:
         """The operation's result (after the ``with`` block)."""
