@@ -2,18 +2,30 @@
 
 Each operation builds a :class:`~hub_channeladvisor.client.ChannelAdvisorClient` for the
 connection — which stops at once, sending nothing, when the connection is marked
-``needs_reauth`` — runs, and closes it (storing refreshed tokens on the connection).
+``needs_reauth`` — runs, and closes it (storing refreshed tokens on the connection). On the way
+out, every error and every record message is passed through :func:`hub_core.errors.redact`
+(see :mod:`.client.redaction`) with the connection's secrets once more, whatever the inner
+layers already did.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import importlib
+import os
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from hub_channeladvisor import checks, explain, listings, orders
 from hub_channeladvisor.client.api import ChannelAdvisorClient
-from hub_channeladvisor.schemas import ConnectionSchema, SettingsSchema
+from hub_channeladvisor.client.redaction import scrub
+from hub_channeladvisor.schemas import (
+    SECRET_FIELDS,
+    SHARED_SECRET_ENV,
+    ConnectionSchema,
+    SettingsSchema,
+)
 from hub_channeladvisor.shipments import sync_shipments
 from hub_core import hookimpl
 from hub_core.channel import (
@@ -31,6 +43,7 @@ from hub_core.channel import (
     RecordOutcome,
     ShipmentToSend,
 )
+from hub_core.errors import HubError
 
 if TYPE_CHECKING:
     import click
@@ -38,6 +51,37 @@ if TYPE_CHECKING:
 
 CHANNEL = "channeladvisor"
 TITLE = "ChannelAdvisor"
+
+T = TypeVar("T")
+
+
+def _secrets(connection: ChannelConnection) -> list[str]:
+    values = list(connection.secrets)
+    values += [str(connection.config[k]) for k in SECRET_FIELDS if connection.config.get(k)]
+    if os.environ.get(SHARED_SECRET_ENV):
+        values.append(os.environ[SHARED_SECRET_ENV])
+    return values
+
+
+@contextlib.contextmanager
+def _scrubbed(connection: ChannelConnection) -> Iterator[None]:
+    """Re-raise any hub error with its texts redacted."""
+    try:
+        yield
+    except HubError as exc:
+        secrets = _secrets(connection)
+        exc.message = scrub(exc.message, secrets)
+        exc.detail = scrub(exc.detail, secrets)
+        exc.args = (exc.message,)
+        raise
+
+
+def _scrub(connection: ChannelConnection, results: list[T]) -> list[T]:
+    secrets = _secrets(connection)
+    return [
+        dataclasses.replace(r, message=scrub(r.message, secrets))  # type: ignore[type-var]
+        for r in results
+    ]
 
 
 @hookimpl
@@ -97,7 +141,8 @@ def hub_register_commands(cli: click.Group) -> None:
 @hookimpl
 def hub_test_connection(connection: ChannelConnection) -> list[ConnectionCheck]:
     """Token refresh, profile visibility, distribution center (see :mod:`.checks`)."""
-    return checks.run_checks(connection)
+    with _scrubbed(connection):
+        return _scrub(connection, checks.run_checks(connection))
 
 
 @hookimpl
@@ -105,8 +150,8 @@ def hub_link_listings(
     connection: ChannelConnection, items: Sequence[CatalogItem]
 ) -> list[LinkResult]:
     """Match each SKU to an existing product (see :mod:`.listings`)."""
-    with ChannelAdvisorClient(connection) as client:
-        return listings.link_listings(client, items)
+    with _scrubbed(connection), ChannelAdvisorClient(connection) as client:
+        return _scrub(connection, listings.link_listings(client, items))
 
 
 @hookimpl
@@ -114,20 +159,23 @@ def hub_sync_listings(
     connection: ChannelConnection, updates: Sequence[ListingUpdate]
 ) -> list[ListingOutcome]:
     """Push quantity and price in batches (see :mod:`.listings`)."""
-    with ChannelAdvisorClient(connection) as client:
-        return listings.sync_listings(client, updates)
+    with _scrubbed(connection), ChannelAdvisorClient(connection) as client:
+        return _scrub(connection, listings.sync_listings(client, updates))
 
 
 @hookimpl
 def hub_get_orders(connection: ChannelConnection, days: int) -> Iterable[ChannelOrder]:
     """New orders, page by page (see :mod:`.orders`); nothing is exported here."""
     # Built now, not on the first next(): a connection needing reauth fails at the call.
-    client = ChannelAdvisorClient(connection)
-    return _orders(client, days)
+    with _scrubbed(connection):
+        client = ChannelAdvisorClient(connection)
+    return _orders(connection, client, days)
 
 
-def _orders(client: ChannelAdvisorClient, days: int) -> Iterator[ChannelOrder]:
-    with client:
+def _orders(
+    connection: ChannelConnection, client: ChannelAdvisorClient, days: int
+) -> Iterator[ChannelOrder]:
+    with _scrubbed(connection), client:
         yield from orders.iter_orders(client, days)
 
 
@@ -136,8 +184,8 @@ def hub_acknowledge_orders(
     connection: ChannelConnection, channel_order_ids: Sequence[str]
 ) -> list[RecordOutcome]:
     """``POST Orders(ID)/Export``, one call per order."""
-    with ChannelAdvisorClient(connection) as client:
-        return orders.acknowledge_orders(client, channel_order_ids)
+    with _scrubbed(connection), ChannelAdvisorClient(connection) as client:
+        return _scrub(connection, orders.acknowledge_orders(client, channel_order_ids))
 
 
 @hookimpl
@@ -145,12 +193,15 @@ def hub_sync_orders(
     connection: ChannelConnection, shipments: Sequence[ShipmentToSend]
 ) -> list[RecordOutcome]:
     """Ship each shipment once (see :mod:`.shipments`)."""
-    with ChannelAdvisorClient(connection) as client:
-        return sync_shipments(client, shipments)
+    with _scrubbed(connection), ChannelAdvisorClient(connection) as client:
+        return _scrub(connection, sync_shipments(client, shipments))
 
 
 @hookimpl
 def hub_explain_order(connection: ChannelConnection, ref: str, days: int) -> OrderLookup:
     """Why get orders would, or would not, return the order (see :mod:`.explain`)."""
-    with ChannelAdvisorClient(connection) as client:
-        return explain.explain_order(client, ref, days)
+    with _scrubbed(connection), ChannelAdvisorClient(connection) as client:
+        lookup = explain.explain_order(client, ref, days)
+    secrets = _secrets(connection)
+    lookup.reasons = [scrub(reason, secrets) for reason in lookup.reasons]
+    return lookup

@@ -240,8 +240,10 @@ class Authenticator(requests.auth.AuthBase):
                     budget.consume(wait)
                     continue
                 raise ChannelError(
-                    "Could not refresh the ChannelAdvisor access token: "
-                    + outcomes.exhausted_message(resolution, status, body, budget),
+                    self.redact(
+                        "Could not refresh the ChannelAdvisor access token: "
+                        + outcomes.exhausted_message(resolution, status, body, budget)
+                    ),
                     detail=self.redact(detail),
                 )
             raise AuthError(
