@@ -13,8 +13,9 @@ core stores and exports them page by page. Exporting shrinks the ``exported=fals
 it is being paged, and the ``$skip`` inside the next links then jumps over orders nobody has
 seen; so when a pass over the pages listed fewer orders than ``@odata.count`` announced, the
 query is read again from the start, skipping the orders already yielded, until a pass brings
-nothing new. An order listing 20 items (the cap of expanded collections in a list answer), or
-carrying ``Items@odata.nextLink``, is read again by ID to get every line.
+nothing new (without a count, an order skipped that way is simply found by the next run).
+An order listing 20 items (the cap of expanded collections in a list answer), or carrying
+``Items@odata.nextLink``, is read again by ID to get every line.
 """
 
 from __future__ import annotations
@@ -221,9 +222,9 @@ def iter_orders(client: ChannelAdvisorClient, days: int) -> Iterator[ChannelOrde
                     fresh += 1
                     progress.advance()
                     yield to_channel_order(order)
-            if pages <= 1 or fresh == 0:
-                break
-            if announced is not None and listed >= announced:
+            # Read again only when orders were provably skipped; without a count, skipped
+            # orders stay unexported and come with the next run.
+            if pages <= 1 or fresh == 0 or announced is None or listed >= announced:
                 break
             log.info("Pass %d listed %d of %s orders; reading again", number, listed, announced)
     finally:

@@ -199,6 +199,7 @@ class Batcher:
                 if a.resolution.action is not Action.REFRESH_THEN_RETRY
             }
             wait = 0.0
+            paused = False
             if waiting:
                 pick = max(waiting.values(), key=_retry_after_rank)
                 next_wait = budget.next_wait(pick.resolution, pick.headers)
@@ -211,8 +212,9 @@ class Batcher:
                 else:
                     wait = next_wait
                     if pick.resolution.action is Action.RATE_LIMITED:
-                        # Every request of the profile waits, not only these parts.
+                        # Every request of the profile waits (in the limiter), not only these.
                         self.http.limiter.pause(wait)
+                        paused = True
 
             results.update(done)
             if on_done and done:
@@ -223,7 +225,7 @@ class Batcher:
                 log.warning(
                     self.http.redact(f"$batch: {len(retry)} parts to send again in {wait:.2f} s")
                 )
-                budget.consume(wait)
+                budget.consume(wait, sleep=not paused)
         return [results[i] for i in range(len(parts))]
 
     def _final(

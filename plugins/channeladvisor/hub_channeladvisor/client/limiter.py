@@ -90,14 +90,18 @@ class RateWindow:
     def acquire(self, units: int = 1) -> float:
         """Wait until ``units`` more fit in the window, count them, and return the wait."""
         units = max(1, min(units, self.per_minute))
-        waited = 0.0
+        sleep = self._sleep or outcomes.sleep
+        with self._lock:
+            pause = self._paused_until - self.clock()
+        # A pause (after a 429) is waited out once, by every request that meets it.
+        waited = pause if pause > 0 else 0.0
+        if waited:
+            sleep(waited)
         while True:
             with self._lock:
                 now = self.clock()
                 self._prune(now)
-                if now < self._paused_until:
-                    wait = self._paused_until - now
-                elif self._used + units <= self.per_minute:
+                if self._used + units <= self.per_minute:
                     self._log.append((now, units))
                     self._used += units
                     self.total_units += units
@@ -114,7 +118,7 @@ class RateWindow:
                         if freed >= need:
                             break
             wait = max(wait, 0.001)
-            (self._sleep or outcomes.sleep)(wait)
+            sleep(wait)
             waited += wait
 
 

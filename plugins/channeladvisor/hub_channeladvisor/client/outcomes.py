@@ -307,12 +307,13 @@ class RetryBudget:
             return None
         return wait
 
-    def consume(self, wait: float) -> None:
-        """Record a retry after waiting ``wait`` seconds, and wait."""
+    def consume(self, wait: float, *, sleep: bool = True) -> None:
+        """Record a retry after waiting ``wait`` seconds, and wait (unless the limiter will)."""
         self.attempts += 1
         self.waited += wait
         self.last_wait = wait
-        self.policy.sleep(wait)
+        if sleep:
+            self.policy.sleep(wait)
 
 
 class RetriesExhausted(ChannelError):

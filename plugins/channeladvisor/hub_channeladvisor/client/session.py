@@ -249,8 +249,11 @@ class HttpClient:
                 self.redact(f"{method} {url} -> {what}; retry {budget.attempts} in {wait:.2f} s")
             )
             if action is Action.RATE_LIMITED:
+                # Every request of the profile waits, this one in the limiter like the others.
                 self.limiter.pause(wait)
-            budget.consume(wait)
+                budget.consume(wait, sleep=False)
+            else:
+                budget.consume(wait)
 
     def get_json(self, url: str) -> Any:
         """GET a URL and return its JSON; None when ChannelAdvisor answers 404.
