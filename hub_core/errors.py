@@ -105,6 +105,15 @@ _SECRET_PATTERNS = [
 ]
 
 
+def scrub(exc: BaseException, secrets: Iterable[str]) -> None:
+    """Mask ``secrets`` in an exception's messages, in place, before anything prints them."""
+    secrets = list(secrets)
+    if isinstance(exc, HubError):
+        exc.message = redact(exc.message, secrets)
+        exc.detail = redact(exc.detail, secrets)
+    exc.args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in exc.args)
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Return ``text`` with every known secret value and every credential-looking value masked."""
     for secret in secrets:

@@ -25,7 +25,7 @@ from hub_core.channel import (
     REQUIREMENTS,
     SUPPORTED,
 )
-from hub_core.errors import InvalidInput, NotSupported, PluginError
+from hub_core.errors import InvalidInput, NotSupported, PluginError, scrub
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 DISABLE_ENV = "HUB_DISABLE_PLUGINS"
@@ -267,7 +267,13 @@ class Registry:
         self.check_supported(channel, operation)
         others = [p for p in self._channel_plugins if p is not channel.plugin]
         caller = self.pm.subset_hook_caller(OPERATION_HOOKS[operation], remove_plugins=others)
-        result = caller(**kwargs)
+        try:
+            result = caller(**kwargs)
+        except Exception as exc:
+            connection = kwargs.get("connection")
+            if connection is not None:
+                scrub(exc, connection.secrets)
+            raise
         if result is None:
             raise PluginError(
                 f"The {channel.name} plugin returned nothing for {operation}: "

@@ -108,7 +108,7 @@ def _store_links(hub: Hub, connection_id: int, results: Sequence[LinkResult], ru
                 session.add(listing)
             status = ListingStatus(result.status)
             listing.status = status.value
-            listing.message = result.message
+            listing.message = run.clean(result.message)
             if status == ListingStatus.LINKED:
                 listing.channel_product_id = result.channel_product_id
                 listing.linked_at = now
@@ -415,7 +415,7 @@ def _store_sync(
             listing = listings[update.sku]
             if outcome.status is not None and outcome.status != ListingStatus.LINKED:
                 listing.status = ListingStatus(outcome.status).value
-                listing.message = outcome.message
+                listing.message = run.clean(outcome.message)
                 listing.pending = False
                 run.record(update.sku, Outcome.FAILED, outcome.message or listing.status)
                 run.count(listing.status)
@@ -433,7 +433,7 @@ def _store_sync(
                 run.record(update.sku, Outcome.OK, "sent " + _describe_changes(update.changes))
             else:
                 listing.pending = True
-                listing.message = outcome.message
+                listing.message = run.clean(outcome.message)
                 run.record(update.sku, Outcome(outcome.outcome), outcome.message)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 
 from hub_core.channel import Outcome
-from hub_core.errors import HubError, InvalidInput, NotFound, NotSupported, redact
+from hub_core.errors import HubError, InvalidInput, NotFound, NotSupported, redact, scrub
 from hub_core.models import Connection, Run, RunRecord, utcnow
 from hub_core.services.context import Hub, OperationResult, RecordResult
 
@@ -62,6 +62,10 @@ class RunRecorder:
         )
         self.counts[outcome.value] += 1
 
+    def clean(self, message: str) -> str:
+        """``message`` (a channel's, to be stored) with the connection's secrets masked."""
+        return redact(message, self.secrets)
+
     def count(self, key: str, amount: int = 1) -> None:
         """Add to an operation-specific count."""
         self.counts[key] += amount
@@ -79,6 +83,7 @@ class RunRecorder:
             self.run_id = None
             return
         if exc is not None:
+            scrub(exc, self.secrets)  # the CLI prints it next
             self.status = "failed"
             self.message = redact(
                 exc.message if isinstance(exc, HubError) else f"{exc_type.__name__}: {exc}",

@@ -333,5 +333,5 @@ def _store_outcomes(
                 run.record(item.shipment_id, Outcome.OK, outcome.message or "sent")
             else:
                 shipment.sync_status = FAILED
-                shipment.sync_error = outcome.message
+                shipment.sync_error = run.clean(outcome.message)
                 run.record(item.shipment_id, Outcome(outcome.outcome), outcome.message)
