@@ -116,7 +116,7 @@ def postgres_database() -> Iterator[str]:
     except Exception as exc:
         reason = (
             f"PostgreSQL is unreachable at {params['host']}:{params['port']} "
-            f"({exc.__class__.__name__}: {str(exc).strip()}); set {POSTGRES_ENV} to run "
+            f"({exc.__class__.__name__}: {' '.join(str(exc).split())}); set {POSTGRES_ENV} to run "
             "the PostgreSQL cases"
         )
         if _in_ci():

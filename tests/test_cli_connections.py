@@ -202,3 +202,88 @@ def test_unknown_connection_everywhere(hub_cli: Any, db_snapshot: Callable, tmp_
         result = hub_cli(*command, code=2)
         assert "'ghost'" in result.stderr, command
     assert db_snapshot(hub_cli.url) == before
+
+
+def test_channeladvisor_names_every_missing_required_key_at_once(
+    hub_cli: Any, db_snapshot: Callable
+) -> None:
+    before = db_snapshot(hub_cli.url)
+    result = hub_cli("connections", "add", "ca", "--channel", "channeladvisor", code=2)
+    for key in ("access_token", "refresh_token", "profile_id"):
+        assert key in result.stderr
+    result = hub_cli(
+        "connections", "add", "ca", "--channel", "channeladvisor", "--set", "token=x", code=2
+    )
+    for key in ("access_token", "refresh_token", "profile_id", "order_days", "price_field"):
+        assert key in result.stderr  # the valid keys are listed
+    assert db_snapshot(hub_cli.url) == before
+
+
+def test_channeladvisor_refuses_publish_before_any_request(
+    hub_cli: Any, db_snapshot: Callable, catalog_file: Callable
+) -> None:
+    hub_cli(
+        "connections",
+        "add",
+        "ca",
+        "--channel",
+        "channeladvisor",
+        "--set",
+        "access_token=a-token",
+        "--set",
+        "refresh_token=r-token",
+        "--set",
+        "profile_id=12345678",
+        "--set",
+        "application_id=app",
+        "--set",
+        "shared_secret=s3cret-value",
+        "--set",
+        "base_url=http://127.0.0.1:9",
+    )
+    hub_cli("catalog", "import", str(catalog_file()))
+    before = db_snapshot(hub_cli.url)
+    result = hub_cli("listings", "publish", "ca", code=3)
+    assert "not supported for ChannelAdvisor" in result.stderr
+    assert "hub listings link" in result.stderr
+    assert db_snapshot(hub_cli.url) == before
+    shown = hub_cli("connections", "show", "ca", "--json")
+    for secret in ("a-token", "r-token", "s3cret-value"):
+        assert secret not in shown.stdout
+
+
+def test_removing_a_connection_removes_what_was_stored_for_it(
+    cli_shop: Any, store: FakeStore
+) -> None:
+    store.add_order(order_id="O-1")
+    cli_shop("shipping-mappings", "add", "shop", "--channel-text", "UPS - Ground", "--policy", "s")
+    run_id = cli_shop.json("orders", "get", "shop")["run_id"]
+    cli_shop("connections", "remove", "shop", "--json")
+    assert cli_shop.json("orders", "list") == []
+    cli_shop("connections", "add", "shop", "--channel", "fake", "--set", f"store={store.path}")
+    assert cli_shop.json("shipping-mappings", "list", "shop") == []
+    # The run stays, with the name it ran under.
+    assert cli_shop.json("runs", "show", str(run_id))["connection"] == "shop"
+
+
+def test_a_connection_needing_reauth_sends_nothing_until_reconfigured(
+    cli_shop: Any, store: FakeStore, catalog_file: Callable, registry: Any
+) -> None:
+    from hub_core.db import Database
+    from hub_core.services import Hub
+    from hub_core.services.connections import open_connection
+
+    cli_shop("catalog", "import", str(catalog_file()))
+    hub = Hub(db=Database(cli_shop.url), registry=registry)
+    open_connection(hub, "shop")[2].mark_needs_reauth("refresh_token=r-123 refused")
+    hub.db.dispose()
+    shown = cli_shop.json("connections", "show", "shop")
+    assert shown["health"] == "needs_reauth" and "r-123" not in shown["health_message"]
+    result = cli_shop("listings", "link", "shop", code=1)
+    assert "must be reconnected" in result.stderr
+    assert "hub connections configure shop" in result.stderr
+    assert "link_listings" not in store.calls()
+    cli_shop("connections", "configure", "shop", "--set", "api_key=fresh-key")
+    assert cli_shop.json("connections", "show", "shop")["health"] == "unknown"
+    cli_shop("listings", "link", "shop", code=4)  # runs again (the SKUs are not on the channel)
+    assert store.calls()["link_listings"] == 1

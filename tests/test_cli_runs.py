@@ -135,3 +135,41 @@ def test_a_failed_run_is_recorded_with_its_message(ready: Any, store: FakeStore)
     assert data["status"] == "failed" and "refused link_listings" in data["message"]
     shown = ready.json("runs", "show", str(data["run_id"]))
     assert shown["status"] == "failed" and shown["message"] == data["message"]
+
+
+def _assert_operation_shape(data: dict[str, Any], operation: str) -> None:
+    assert {"run_id", "operation", "status", "counts", "records"} <= set(data)
+    assert data["operation"] == operation
+    assert isinstance(data["counts"], dict)
+    assert all(isinstance(v, int) for v in data["counts"].values())
+    for record in data["records"]:
+        assert set(record) == {"ref", "outcome", "message"}
+        assert record["outcome"] in {"ok", "skipped", "failed"}
+        assert isinstance(record["ref"], str) and isinstance(record["message"], str)
+
+
+def test_every_operation_command_prints_the_contract_shape(
+    ready: Any, store: FakeStore, catalog_file: Callable, tmp_path: Any
+) -> None:
+    shipments = tmp_path / "shipments.csv"
+    shipments.write_text("channel_order_id,tracking,carrier,class\nO-0001,T,UPS,Ground\n")
+    commands: list[tuple[tuple[str, ...], str]] = [
+        (("catalog", "import", str(catalog_file())), "catalog_import"),
+        (("listings", "link", "shop"), "link_listings"),
+        (("listings", "sync", "shop", "--dry-run"), "sync_listings"),
+        (("listings", "sync", "shop"), "sync_listings"),
+        (("listings", "unlink", "shop", "--sku", "SKU-2"), "unlink_listings"),
+        (("listings", "relink", "shop", "--sku", "SKU-2"), "relink_listings"),
+        (("listings", "publish", "shop"), "publish_listings"),
+        (("orders", "get", "shop"), "get_orders"),
+        (("shipments", "import", "shop", str(shipments)), "shipments_import"),
+        (("orders", "sync", "shop"), "sync_orders"),
+    ]
+    for args, operation in commands:
+        data = ready.json(*args)
+        _assert_operation_shape(data, operation)
+        if "--dry-run" not in args:
+            assert ready.json("runs", "show", str(data["run_id"]))["records"] == data["records"]
+    run = ready.json("run", "shop")
+    for step, operation in zip(run["operations"], STEPS, strict=True):
+        _assert_operation_shape(step, operation)
