@@ -1,0 +1,208 @@
+"""Sync orders: the Ship action, sent once per shipment even when an answer is lost."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from hub_channeladvisor import plugin
+from hub_core.channel import Outcome, ShipmentLine, ShipmentToSend
+
+SHIPPED = datetime(2024, 5, 4, 15, 2, 0, tzinfo=UTC)
+
+
+def shipment(
+    ref: str = "HUB-SHP-000123",
+    order: str = "4445862222",
+    lines: tuple[ShipmentLine, ...] = (ShipmentLine("91234501", "AL-1", 1),),
+    complete: bool = False,
+) -> ShipmentToSend:
+    return ShipmentToSend(
+        shipment_id=ref,
+        channel_order_id=order,
+        tracking="1Z999AA10123456784",
+        carrier="UPS",
+        shipping_class="Ground",
+        shipped_at=SHIPPED,
+        lines=lines,
+        complete=complete,
+    )
+
+
+def order_with(*seller_ids: str | None) -> dict[str, Any]:
+    return {
+        "json": {
+            "ID": 4445862222,
+            "Items": [],
+            "Fulfillments": [
+                {"ID": 10 + n, "SellerFulfillmentID": s} for n, s in enumerate(seller_ids)
+            ],
+        }
+    }
+
+
+def sync(conn: Any, *shipments: ShipmentToSend, **kw: Any) -> Any:
+    return plugin.hub_sync_orders(connection=conn(**kw), shipments=list(shipments))
+
+
+def calls(ca: Any) -> list[str]:
+    return [f"{r.method} {r.path.rsplit('/', 1)[1]}" for r in ca.api_sent()]
+
+
+def test_ship_body_for_a_partial_shipment(ca, conn, h) -> None:
+    ca.get("Orders(4445862222)", order_with(None))
+    ship = ca.post("Orders(4445862222)/Ship", {"status_code": 204})
+    (outcome,) = sync(conn, shipment(), settings={"distribution_center_id": 4})
+    assert (outcome.ref, outcome.outcome, outcome.message) == (
+        "HUB-SHP-000123",
+        Outcome.OK,
+        "Sent to ChannelAdvisor.",
+    )
+    request = ship.last_request
+    assert request.url == f"{h.API}/Orders(4445862222)/Ship"
+    assert request.headers["Content-Type"] == "application/json"
+    assert json.loads(request.body) == {
+        "Value": {
+            "ShippedDateUtc": "2024-05-04T15:02:00Z",
+            "TrackingNumber": "1Z999AA10123456784",
+            "ShippingCarrier": "UPS",
+            "ShippingClass": "Ground",
+            "DeliveryStatus": "Complete",
+            "SellerFulfillmentID": "HUB-SHP-000123",
+            "DistributionCenterID": 4,
+            "Items": [{"OrderItemID": 91234501, "Quantity": 1}],
+        }
+    }
+    # The order's fulfillments are read first (a crash after an earlier send would show there).
+    assert calls(ca) == ["GET orders(4445862222)", "POST ship"]
+
+
+def test_items_are_sent_for_a_complete_shipment_and_left_out_only_without_lines(ca, conn) -> None:
+    ca.get("Orders(4445862222)", order_with(None), order_with(None))
+    ship = ca.post("Orders(4445862222)/Ship", {"status_code": 204}, {"status_code": 204})
+    sync(conn, shipment(complete=True))
+    assert "Items" in json.loads(ship.last_request.body)["Value"]
+    sync(conn, shipment(complete=True, lines=()))
+    assert "Items" not in json.loads(ship.last_request.body)["Value"]
+
+
+def test_a_lost_ship_response_is_checked_and_not_sent_twice(ca, conn) -> None:
+    ca.get("Orders(4445862222)", order_with(None), order_with(None, "HUB-SHP-000123"))
+    ship = ca.post("Orders(4445862222)/Ship", {"exc": requests.exceptions.ReadTimeout("lost")})
+    (outcome,) = sync(conn, shipment())
+    assert outcome.outcome is Outcome.OK
+    assert outcome.message == (
+        "ChannelAdvisor's answer was lost, but the order's fulfillments show the shipment."
+    )
+    assert ship.call_count == 1
+    assert calls(ca) == ["GET orders(4445862222)", "POST ship", "GET orders(4445862222)"]
+
+
+def test_a_server_error_on_ship_is_checked_before_sending_again(ca, conn, waits) -> None:
+    ca.get("Orders(4445862222)", order_with(None), order_with(None))
+    ship = ca.post("Orders(4445862222)/Ship", {"status_code": 502}, {"status_code": 204})
+    (outcome,) = sync(conn, shipment())
+    assert outcome.outcome is Outcome.OK and ship.call_count == 2
+    assert calls(ca) == [
+        "GET orders(4445862222)",
+        "POST ship",
+        "GET orders(4445862222)",
+        "POST ship",
+    ]
+    assert len(waits) == 1
+
+
+def test_a_throttled_ship_is_sent_again_without_checking(ca, conn) -> None:
+    ca.get("Orders(4445862222)", order_with(None))
+    ship = ca.post(
+        "Orders(4445862222)/Ship",
+        {"status_code": 429, "headers": {"Retry-After": "1"}},
+        {"status_code": 204},
+    )
+    (outcome,) = sync(conn, shipment())
+    assert outcome.outcome is Outcome.OK and ship.call_count == 2
+    assert calls(ca) == ["GET orders(4445862222)", "POST ship", "POST ship"]
+
+
+def test_a_refused_shipment_keeps_channeladvisors_message(ca, conn) -> None:
+    ca.get("Orders(4445862222)", order_with(None))
+    message = "The carrier/class combination UPS/Teleport is not valid for this account"
+    ship = ca.post(
+        "Orders(4445862222)/Ship",
+        {"status_code": 400, "json": {"error": {"code": "", "message": message}}},
+    )
+    (outcome,) = sync(conn, shipment())
+    assert outcome.outcome is Outcome.FAILED
+    assert outcome.message == f"ChannelAdvisor refused the shipment: {message}"
+    assert ship.call_count == 1
+
+
+def test_a_shipment_already_in_channeladvisor_is_not_sent_again(ca, conn) -> None:
+    ca.get("Orders(4445862222)", order_with("HUB-SHP-000123"))
+    (outcome,) = sync(conn, shipment())
+    assert outcome.outcome is Outcome.OK
+    assert outcome.message == "Already in ChannelAdvisor (sent before); not sent again."
+    assert ca.sent("POST") == []
+
+
+def test_several_shipments_are_checked_in_one_batch(ca, conn, h) -> None:
+    ca.batch(
+        lambda parts: [
+            {"status": 200, "body": {"ID": 1, "Fulfillments": [{"SellerFulfillmentID": "S-1"}]}},
+            {"status": 404, "body": {"error": {"message": "no order"}}},
+            {"status": 200, "body": {"ID": 3, "Fulfillments": []}},
+        ]
+    )
+    ship = ca.post("Orders(3)/Ship", {"status_code": 204}, {"status_code": 204})
+    outcomes = sync(
+        conn,
+        shipment("S-1", "1"),
+        shipment("S-2", "2"),
+        shipment("S-3", "3"),
+        shipment("S-4", "3"),
+        shipment("S-5", "not-an-id"),
+    )
+    assert [(o.ref, o.outcome) for o in outcomes] == [
+        ("S-1", Outcome.OK),
+        ("S-2", Outcome.FAILED),
+        ("S-3", Outcome.OK),
+        ("S-4", Outcome.OK),
+        ("S-5", Outcome.FAILED),
+    ]
+    assert outcomes[1].message == "ChannelAdvisor has no order 2."
+    assert outcomes[4].message == "'not-an-id' is not a ChannelAdvisor order ID."
+    (batch,) = ca.batches
+    assert [p["url"] for p in batch] == [
+        f"{h.API}/Orders({n})?$expand=Items,Fulfillments" for n in (1, 2, 3)
+    ]
+    assert [json.loads(r.body)["Value"]["SellerFulfillmentID"] for r in ship.request_history] == [
+        "S-3",
+        "S-4",
+    ]
+
+
+def test_a_shipment_is_not_sent_when_its_order_cannot_be_checked(ca, conn, waits) -> None:
+    ca.get("Orders(4445862222)", {"status_code": 503})
+    (outcome,) = sync(conn, shipment())
+    assert outcome.outcome is Outcome.FAILED
+    assert outcome.message.startswith("Not sent: could not read the order's fulfillments")
+    assert ca.sent("POST") == []
+
+
+def test_when_channeladvisor_stops_answering_the_rest_waits_for_the_next_sync(
+    ca, conn, waits
+) -> None:
+    ca.batch(lambda parts: [{"status": 200, "body": {"Fulfillments": []}}] * len(parts))
+    for n in (1, 2, 3):
+        ca.get(f"Orders({n})", {"json": {"Fulfillments": []}})
+        ca.post(f"Orders({n})/Ship", {"status_code": 503})
+    outcomes = sync(conn, shipment("S-1", "1"), shipment("S-2", "2"), shipment("S-3", "3"))
+    assert [o.outcome for o in outcomes] == [Outcome.FAILED] * 3
+    assert (
+        outcomes[2].message
+        == "Not sent: ChannelAdvisor is not answering; it is sent on the next sync."
+    )
+    assert ca.sent("POST", "Orders(3)") == []
