@@ -60,7 +60,8 @@ def test_every_reason_names_what_to_change(ca, conn) -> None:
     lookup = explain(conn, "555")
     assert lookup.reasons == [
         "PaymentStatus is Failed; add it to payment_statuses to import such orders "
-        "(hub connections configure shop --set payment_statuses=Cleared,Submitted,Deposited,Failed).",
+        "(hub connections configure shop --set "
+        "payment_statuses=Cleared,Submitted,Deposited,Failed).",
         "ShippingStatus is Shipped; add it to shipping_statuses to import such orders "
         "(hub connections configure shop --set "
         "shipping_statuses=Unshipped,PartiallyShipped,PendingShipment,Shipped).",
