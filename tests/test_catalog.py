@@ -107,7 +107,30 @@ def test_bad_rows_are_reported_with_line_numbers_and_good_rows_import(
     assert "price" in messages["line 5"]
     assert "line 2" in messages["line 6"]
     assert "too many values" in messages["line 7"]
+    assert "sku" in messages["line 4"]
     assert [p["sku"] for p in list_catalog(hub)] == ["A", "E"]
+
+
+def test_json_values_are_checked_not_coerced(hub: Hub, tmp_path: Path) -> None:
+    path = tmp_path / "catalog.json"
+    path.write_text(
+        json.dumps(
+            [
+                {"sku": "A", "title": "Apple", "quantity": 1.5, "price": "NaN"},
+                {"sku": "B", "title": "Bean", "quantity": "2", "price": 3},
+                {"sku": "C", "title": "Corn", "quantity": 2.0, "price": "1"},
+                ["not", "an", "object"],
+                {"sku": "D", "quantity": 1, "price": 1},
+            ]
+        )
+    )
+    result = import_catalog(hub, path)
+    failed = {r.ref: r.message for r in result.records}
+    assert set(failed) == {"line 1 (A)", "line 4", "line 5 (D)"}
+    assert "quantity" in failed["line 1 (A)"] and "price" in failed["line 1 (A)"]
+    assert "not a JSON object" in failed["line 4"]
+    assert "title" in failed["line 5 (D)"]
+    assert [(p["sku"], p["quantity"]) for p in list_catalog(hub)] == [("B", 2), ("C", 2)]
 
 
 def test_set_product_changes_and_bumps_only_on_change(hub: Hub, catalog_file: Callable) -> None:
@@ -160,7 +183,16 @@ def test_cli_import_refuses_bad_files(
     not_a_list.write_text('{"sku": "A"}')
     text = tmp_path / "c.txt"
     text.write_text("sku,title,quantity,price\n")
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("sku,title,quantity,price\nA,Caf\u00e9,1,1\n".encode("latin-1"))
+    latin1_json = tmp_path / "latin1.json"
+    latin1_json.write_bytes('[{"sku": "A", "title": "Caf\u00e9"}]'.encode("latin-1"))
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
     cases = {
+        latin1: ["UTF-8", "line 2"],
+        latin1_json: ["UTF-8"],
+        empty: ["missing columns"],
         unknown_column: ["colour", "Valid columns"],
         missing_column: ["price"],
         not_json: ["not valid JSON", "line 1"],

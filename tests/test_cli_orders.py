@@ -481,6 +481,7 @@ def test_shipments_import_keeps_good_rows_and_reports_bad_lines(
         "O-0001,T5,UPS,Ground,SKU-1,9,\n"  # 7: more than unshipped
         ",T6,UPS,Ground,,,\n"  # 8: no order id
         "O-0001,T7,UPS,Ground,,,2026-13-01\n"  # 9: bad date
+        "O-0001,T8,UPS,Ground,SKU-2,1,,surplus\n"  # 10: too many values
     )
     data = cli_orders.json("shipments", "import", "shop", str(path), code=4)
     assert data["operation"] == "shipments_import" and data["status"] == "partial"
@@ -488,7 +489,8 @@ def test_shipments_import_keeps_good_rows_and_reports_bad_lines(
     failed = {r["ref"]: r["message"] for r in data["records"] if r["outcome"] == "failed"}
     assert [r["message"] for r in ok] == ["lines 2, 3: order O-0001", "line 4: order O-0002"]
     assert all(r["ref"].startswith("hub-") for r in ok)
-    assert set(failed) == {"line 5", "line 6", "line 7", "line 8", "line 9"}
+    assert set(failed) == {"line 5", "line 6", "line 7", "line 8", "line 9", "line 10"}
+    assert "too many values" in failed["line 10"]
     assert "quantity" in failed["line 5"]
     assert "'O-9999'" in failed["line 6"]
     assert "only 1 unshipped" in failed["line 7"]
@@ -512,6 +514,11 @@ def test_shipments_import_refuses_bad_files(
     no_class.write_text("channel_order_id,tracking,carrier\nO-0001,T,UPS\n")
     text = tmp_path / "a.txt"
     text.write_text("channel_order_id,tracking,carrier,class\n")
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(
+        "channel_order_id,tracking,carrier,class\nO-0001,T,Poste \u00e9,G\n".encode("latin-1")
+    )
+    assert "UTF-8" in cli_orders("shipments", "import", "shop", str(latin1), code=2).stderr
     result = cli_orders("shipments", "import", "shop", str(no_class), code=2)
     assert "missing column(s) class" in result.stderr
     assert ".csv" in cli_orders("shipments", "import", "shop", str(text), code=2).stderr

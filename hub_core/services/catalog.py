@@ -39,6 +39,15 @@ class _OptionalDecimal(fields.Decimal):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+class _WholeNumber(fields.Integer):
+    """An integer that refuses a fraction (JSON ``1.5``) instead of truncating it."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class CatalogRowSchema(Schema):
     """One catalog row; reports every problem of the row at once."""
 
@@ -48,7 +57,7 @@ class CatalogRowSchema(Schema):
         error_messages={"required": "sku is required"},
     )
     title = fields.String(required=True, validate=validate.Length(max=10000))
-    quantity = fields.Integer(required=True, strict=False, validate=validate.Range(min=0))
+    quantity = _WholeNumber(required=True, strict=False, validate=validate.Range(min=0))
     price = fields.Decimal(required=True, places=4, validate=validate.Range(min=0))
     upc = fields.String(allow_none=True, load_default=None)
     msrp = _OptionalDecimal(allow_none=True, load_default=None, validate=validate.Range(min=0))
@@ -72,8 +81,30 @@ def current_counter(session: Session, name: str = CATALOG_COUNTER) -> int:
     return int(session.scalar(select(Counter.value).where(Counter.name == name)) or 0)
 
 
+def not_utf8(path: Path) -> InvalidInput:
+    """The error for a file that is not UTF-8 text, naming its first bad line."""
+    number = 0
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):  # noqa: B007
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                break
+    return InvalidInput(
+        f"{path}: line {number} is not UTF-8 text. Save the file as UTF-8 "
+        '("CSV UTF-8" in spreadsheet programs) and import it again.'
+    )
+
+
 def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line number, row)`` from a .csv or .json file."""
+    try:
+        yield from _read_text_rows(path)
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+
+
+def _read_text_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         with path.open(newline="", encoding="utf-8-sig") as handle:

@@ -15,6 +15,7 @@ from hub_core.channel import Outcome, RecordOutcome, ShipmentToSend
 from hub_core.channel import ShipmentLine as SendLine
 from hub_core.errors import InvalidInput
 from hub_core.models import Order, Shipment, ShipmentLine, utcnow
+from hub_core.services.catalog import not_utf8
 from hub_core.services.connections import get_connection, open_connection
 from hub_core.services.context import Hub, OperationResult
 from hub_core.services.orders import CANCELLED, get_order, shipped_quantities
@@ -194,6 +195,10 @@ def import_shipments(hub: Hub, connection_name: str, file: str | Path) -> Operat
         raise InvalidInput(f"No such file: {path}. Give the path of a .csv shipments file.")
     if path.suffix.lower() != ".csv":
         raise InvalidInput(f"{path}: shipments import reads .csv files only.")
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
     groups: dict[tuple, dict[str, Any]] = {}
     with hub.db.session() as session:
         connection = get_connection(session, connection_name)
@@ -208,8 +213,11 @@ def import_shipments(hub: Hub, connection_name: str, file: str | Path) -> Operat
                     f"{','.join(CSV_REQUIRED)}[,{','.join(CSV_OPTIONAL)}]."
                 )
             for raw in reader:
-                row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
                 line = reader.line_num
+                if None in raw:
+                    run.record(f"line {line}", Outcome.FAILED, f"line {line}: too many values")
+                    continue
+                row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
                 try:
                     key, sku, quantity = _parse_row(row)
                 except InvalidInput as exc:
