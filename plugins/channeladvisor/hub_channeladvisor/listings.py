@@ -13,6 +13,9 @@ Syncing sends quantity through ``UpdateQuantity`` and price through ``PATCH`` (o
 configured price field), every change of the run in ``$batch`` requests of up to 100 parts;
 an update without a change sends nothing. A 404 on a product id is checked with a SKU lookup:
 the product was deleted (``broken``; the message says how to fix it with ``relink``).
+
+Progress: the core sets the total for the whole operation; these functions advance it by one
+per SKU answered, after each round trip.
 """
 
 from __future__ import annotations
@@ -133,7 +136,6 @@ def link_listings(client: ChannelAdvisorClient, items: Sequence[CatalogItem]) ->
     """Link every item to its ChannelAdvisor product (see the module docstring)."""
     progress = client.connection.progress
     skus = list(dict.fromkeys(item.sku for item in items))
-    progress.set_total(len(skus))
     answers: dict[str, list[dict[str, Any]] | str]
     if len(skus) <= LOOKUPS_PER_BATCH:
         # One round trip either way: a sweep can at best tie, so do not read the catalog.
@@ -211,7 +213,6 @@ def sync_listings(
 ) -> list[ListingOutcome]:
     """Push quantity and price changes (see the module docstring)."""
     progress = client.connection.progress
-    progress.set_total(len(updates))
     outcomes: dict[int, ListingOutcome] = {}
     parts: list[BatchPart] = []
     part_count: dict[int, int] = {}

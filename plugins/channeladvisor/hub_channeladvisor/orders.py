@@ -196,7 +196,7 @@ def iter_orders(client: ChannelAdvisorClient, days: int) -> Iterator[ChannelOrde
     url = client.orders_url(
         order_filter(client.profile_id, client.settings, days), exported=False, count=True
     )
-    progress = client.connection.progress
+    # Progress is the core's here: it advances as it stores each chunk of orders.
     seen: set[str] = set()
     try:
         for number in range(1, MAX_PASSES + 1):
@@ -206,8 +206,6 @@ def iter_orders(client: ChannelAdvisorClient, days: int) -> Iterator[ChannelOrde
                 pages += 1
                 if announced is None and page.get("@odata.count") is not None:
                     announced = int(page["@odata.count"])
-                    if number == 1:
-                        progress.set_total(announced)
                 for order in rows(page):
                     listed += 1
                     order_id = str(order.get("ID"))
@@ -220,7 +218,6 @@ def iter_orders(client: ChannelAdvisorClient, days: int) -> Iterator[ChannelOrde
                             continue
                         order = full
                     fresh += 1
-                    progress.advance()
                     yield to_channel_order(order)
             # Read again only when orders were provably skipped; without a count, skipped
             # orders stay unexported and come with the next run.

@@ -113,7 +113,6 @@ def sync_shipments(
 ) -> list[RecordOutcome]:
     """Send every shipment once (see the module docstring); one outcome per shipment."""
     progress = client.connection.progress
-    progress.set_total(len(shipments))
     results: dict[int, RecordOutcome] = {}
     sendable: list[int] = []
     for index, shipment in enumerate(shipments):
