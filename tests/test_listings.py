@@ -163,6 +163,8 @@ def test_deleted_product_becomes_broken_and_relink_fixes_it(
     # Broken listings are not sent again.
     assert sync_listings(hub, shop).records == []
 
+    gone = relink_listings(hub, shop, ["SKU-1"])
+    assert int(gone.exit_code) == 4 and _statuses(hub)["SKU-1"] == ("not_found", None)
     new_id = store.add_product("SKU-1", "Blue mug again")
     relinked = relink_listings(hub, shop, ["SKU-1"])
     assert relinked.operation == "relink_listings" and relinked.status == "ok"
@@ -289,6 +291,18 @@ def test_cli_publish_creates_products_on_the_channel(
     listed = {r["sku"]: r for r in cli_shop.json("listings", "list", "shop")}
     assert listed["SKU-2"]["channel_product_id"] == product["id"]
     assert listed["SKU-1"]["status"] == "unlinked"
+    # Publishing what is there already links it instead of making a duplicate.
+    again = cli_shop.json("listings", "publish", "shop", "--sku", "SKU-2")
+    assert again["status"] == "ok" and len(store.products()) == 1
+
+    store.fail("publish_listings", ref="SKU-1", times=1)
+    failed = cli_shop.json("listings", "publish", "shop", "--sku", "SKU-1", code=4)
+    assert [r["outcome"] for r in failed["records"]] == ["failed"]
+    assert store.product_by_sku("SKU-1") is None
+    store.fail("publish_listings", times=1)
+    assert "refused publish_listings" in cli_shop("listings", "publish", "shop", code=1).stderr
+    cli_shop.json("listings", "publish", "shop")
+    assert store.product_by_sku("SKU-1") is not None
 
 
 def test_cli_publish_not_supported_exits_3_without_calling_the_plugin(
@@ -334,6 +348,7 @@ def test_cli_publish_not_supported_exits_3_without_calling_the_plugin(
         ("link_listings", ("listings", "link", "s")),
         ("sync_listings", ("listings", "sync", "s")),
         ("get_orders", ("orders", "get", "s")),
+        ("get_orders", ("orders", "explain", "s", "O-1")),
         ("sync_orders", ("orders", "sync", "s")),
     ],
 )
