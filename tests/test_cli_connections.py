@@ -287,3 +287,46 @@ def test_a_connection_needing_reauth_sends_nothing_until_reconfigured(
     assert cli_shop.json("connections", "show", "shop")["health"] == "unknown"
     cli_shop("listings", "link", "shop", code=4)  # runs again (the SKUs are not on the channel)
     assert store.calls()["link_listings"] == 1
+
+
+CONTRACT_COMMANDS = [
+    ("channels",),
+    ("connections", "add"),
+    ("connections", "list"),
+    ("connections", "show"),
+    ("connections", "test"),
+    ("connections", "remove"),
+    ("connections", "configure"),
+    ("catalog", "import"),
+    ("catalog", "set"),
+    ("catalog", "list"),
+    ("listings", "link"),
+    ("listings", "unlink"),
+    ("listings", "relink"),
+    ("listings", "list"),
+    ("listings", "sync"),
+    ("listings", "publish"),
+    ("shipping-mappings", "add"),
+    ("shipping-mappings", "list"),
+    ("shipping-mappings", "remove"),
+    ("orders", "get"),
+    ("orders", "list"),
+    ("orders", "show"),
+    ("orders", "explain"),
+    ("orders", "ship"),
+    ("orders", "sync"),
+    ("shipments", "import"),
+    ("run",),
+    ("runs", "list"),
+    ("runs", "show"),
+]
+
+
+def test_every_contract_command_exists_and_lists_and_operations_take_json(hub_cli: Any) -> None:
+    takes_json = {"list", "show", "get", "sync", "link", "unlink", "relink", "publish", "run"}
+    for command in CONTRACT_COMMANDS:
+        result = hub_cli(*command, "--help")
+        assert "Usage: " in result.stdout, command
+        if command[-1] in takes_json or command == ("catalog", "import"):
+            assert "--json" in result.stdout, command
+    assert "Usage: " in hub_cli("--help").stdout

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from hub_core import hookimpl
 from hub_core.errors import ChannelError
 from hub_core.services import Hub
 from hub_core.services.catalog import import_catalog, set_product
@@ -379,3 +380,46 @@ def test_every_unsupported_operation_exits_3(
     assert "not supported for stub" in result.stderr
     assert stub.calls == []
     assert db_snapshot(hub_cli.url) == before
+
+
+def test_a_catalog_import_is_synced_like_any_change(
+    hub: Hub, shop: str, store: FakeStore, linked: dict[str, str], catalog_file: Callable
+) -> None:
+    sync_listings(hub, shop)
+    changed = [("SKU-1", "Blue mug", 10, "9.99"), ("SKU-2", "Red mug", 6, "12.50")]
+    assert import_catalog(hub, catalog_file(changed, name="changed.csv")).counts["updated"] == 1
+    result = sync_listings(hub, shop)
+    assert [r.ref for r in result.records] == ["SKU-2"]
+    assert _received(store)[2:] == [("SKU-2", {"quantity": 6})]
+
+
+class _ChangeDuringSync:
+    """A wrapper plugin that changes the catalog while the channel call is in flight."""
+
+    def __init__(self) -> None:
+        self.hub: Hub | None = None
+
+    @hookimpl(wrapper=True)
+    def hub_sync_listings(self) -> Generator[None, Any, Any]:
+        if self.hub is not None:
+            set_product(self.hub, "SKU-1", quantity=77)
+            self.hub = None
+        return (yield)
+
+
+def test_a_change_committed_during_a_sync_is_sent_by_the_next_one(
+    hub: Hub,
+    shop: str,
+    store: FakeStore,
+    linked: dict[str, str],
+    make_registry: Callable,
+) -> None:
+    meddler = _ChangeDuringSync()
+    racing = Hub(db=hub.db, registry=make_registry((meddler, "meddler")))
+    meddler.hub = hub
+    first = sync_listings(racing, shop)
+    assert first.counts["sent"] == 2
+    assert _received(store)[0] == ("SKU-1", {"quantity": 10, "price": Decimal("9.99")})
+    second = sync_listings(hub, shop)
+    assert [r.ref for r in second.records] == ["SKU-1"]
+    assert _received(store)[2:] == [("SKU-1", {"quantity": 77})]
