@@ -217,6 +217,16 @@ def sync_listings(
     parts: list[BatchPart] = []
     part_count: dict[int, int] = {}
     for index, update in enumerate(updates):
+        if not str(update.channel_product_id).isdigit():
+            outcomes[index] = ListingOutcome(
+                update.sku,
+                Outcome.FAILED,
+                f"{update.channel_product_id!r} is not a ChannelAdvisor product ID; "
+                f"run: {relink_hint(client.name, update.sku)}",
+                status=ListingStatus.BROKEN,
+            )
+            progress.advance()
+            continue
         mine = _parts_for(client, index, update)
         if not mine:
             outcomes[index] = ListingOutcome(

@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 MAX_UNAVAILABLE = 2
 
 
+class ShipOutcomeUnknown(ChannelError):
+    """A Ship answer was lost and the order's fulfillments could not be read to check it."""
+
+
 def ship_value(shipment: ShipmentToSend, distribution_center_id: int) -> dict[str, Any]:
     """The ``Value`` of the Ship action for one hub shipment."""
     value: dict[str, Any] = {
@@ -174,7 +178,17 @@ def _ship(
 
     def arrived() -> bool:
         # Called before any retry after a lost answer: did the first send go through?
-        found = ref in fulfillment_ids(client.get_order(order_id))
+        try:
+            found = ref in fulfillment_ids(client.get_order(order_id))
+        except AuthError:
+            raise
+        except ChannelError as exc:
+            raise ShipOutcomeUnknown(
+                "ChannelAdvisor's answer to the shipment was lost and the order could not be "
+                f"read to check it ({exc.message}); the next sync checks the order's "
+                "fulfillments before sending it again.",
+                detail=exc.detail,
+            ) from exc
         log.info(
             "Ship %s for order %s: answer lost; found in fulfillments: %s", ref, order_id, found
         )
@@ -184,7 +198,7 @@ def _ship(
         result = client.ship_order(order_id, ship_value(shipment, dc), verify=arrived)
     except AuthError:
         raise
-    except (RetriesExhausted, RateLimited) as exc:
+    except (RetriesExhausted, RateLimited, ShipOutcomeUnknown) as exc:
         return RecordOutcome(ref, Outcome.FAILED, client.redact(exc.message)), True
     except ChannelError as exc:
         return RecordOutcome(ref, Outcome.FAILED, client.redact(exc.message)), False

@@ -303,3 +303,24 @@ def test_a_refused_price_fails_that_listing_only(ca, conn) -> None:
     assert outcomes[0].message == (
         "price: ChannelAdvisor refused the request (HTTP 400): BuyItNowPrice must be positive"
     )
+
+
+def test_a_relative_quantity_is_never_sent_twice(ca, conn) -> None:
+    replies: list[Any] = [[{"status": 500}, {"status": 500}], [{"status": 204}]]
+    ca.batch(lambda parts: replies.pop(0))
+    (outcome,) = plugin.hub_sync_listings(
+        connection=conn(settings={"quantity_update_type": "Relative"}),
+        updates=[update("A", "1", quantity=2, price=Decimal("5"))],
+    )
+    assert outcome.outcome is Outcome.FAILED
+    assert outcome.message.startswith("quantity: ChannelAdvisor's answer was lost")
+    # Only the idempotent PATCH went out again.
+    assert [[p["method"] for p in b] for b in ca.batches] == [["POST", "PATCH"], ["PATCH"]]
+
+
+def test_a_listing_without_a_channeladvisor_id_is_broken(ca, conn) -> None:
+    (outcome,) = plugin.hub_sync_listings(
+        connection=conn(), updates=[update("A", "abc", quantity=1)]
+    )
+    assert (outcome.outcome, outcome.status) == (Outcome.FAILED, ListingStatus.BROKEN)
+    assert ca.m.request_history == []

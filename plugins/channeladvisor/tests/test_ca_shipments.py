@@ -206,3 +206,14 @@ def test_when_channeladvisor_stops_answering_the_rest_waits_for_the_next_sync(
         == "Not sent: ChannelAdvisor is not answering; it is sent on the next sync."
     )
     assert ca.sent("POST", "Orders(3)") == []
+
+
+def test_a_lost_answer_that_cannot_be_checked_is_not_sent_again(ca, conn, waits) -> None:
+    ca.get("Orders(4445862222)", order_with(None), {"status_code": 503})
+    ship = ca.post("Orders(4445862222)/Ship", {"exc": requests.exceptions.ConnectionError("reset")})
+    (outcome,) = sync(conn, shipment())
+    assert outcome.outcome is Outcome.FAILED
+    assert outcome.message.startswith(
+        "ChannelAdvisor's answer to the shipment was lost and the order could not be read"
+    )
+    assert ship.call_count == 1

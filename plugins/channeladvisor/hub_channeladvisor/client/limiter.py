@@ -11,7 +11,9 @@ Rules:
   60 seconds plus its own fit in the limit (a sliding window, so no 60-second span ever holds
   more than the limit, whatever window ChannelAdvisor counts with);
 * it then waits for one of the in-flight slots and holds it until the answer is read;
-* a 429 pauses the whole profile for the wait chosen, not only the request that got it.
+* a 429 pauses the whole profile for the wait chosen, not only the request that got it;
+* token calls (``/oauth2/token``) are not API requests and pass outside the limiter, so a
+  refresh never waits behind requests that are themselves waiting for a token.
 
 The limits are constructor arguments (and environment defaults,
 ``HUB_CHANNELADVISOR_REQUESTS_PER_MINUTE`` / ``HUB_CHANNELADVISOR_MAX_IN_FLIGHT``) independent of
@@ -107,16 +109,15 @@ class RateWindow:
                     self.total_units += units
                     self.total_waited += waited
                     return waited
-                else:
-                    # Wait until enough of the oldest sends leave the window.
-                    need = self._used + units - self.per_minute
-                    freed = 0
-                    wait = 0.0
-                    for sent_at, sent_units in self._log:
-                        freed += sent_units
-                        wait = sent_at + self.window - now
-                        if freed >= need:
-                            break
+                # Wait until enough of the oldest sends leave the window.
+                need = self._used + units - self.per_minute
+                freed = 0
+                wait = 0.0
+                for sent_at, sent_units in self._log:
+                    freed += sent_units
+                    wait = sent_at + self.window - now
+                    if freed >= need:
+                        break
             wait = max(wait, 0.001)
             sleep(wait)
             waited += wait
