@@ -183,3 +183,33 @@ def test_a_malformed_batch_fails_the_operation(ca, conn, h) -> None:
         ChannelAdvisorClient(conn()).run_batch(gets(2, h))
     assert "ChannelAdvisor refused a batch request" in str(caught.value)
     assert "bad batch" in str(caught.value)
+
+
+def test_sporadic_failures_over_a_long_run_do_not_use_the_budget_up(ca, conn, h, waits) -> None:
+    failed_once: set[str] = set()
+
+    def handler(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        replies = []
+        for part in parts:
+            # The last part of every batch fails once.
+            if part is parts[-1] and part["url"] not in failed_once:
+                failed_once.add(part["url"])
+                replies.append({"status": 503})
+            else:
+                replies.append({"status": 200, "body": {}})
+        return replies
+
+    ca.batch(handler)
+    results = ChannelAdvisorClient(conn()).run_batch(gets(600, h))
+    assert all(r.ok for r in results)
+    assert len(waits) >= 6 and all(0.5 <= w <= 1.0 for w in waits)
+
+
+def test_parts_refused_again_after_a_refresh_fail_the_operation(ca, conn, h) -> None:
+    from hub_core.errors import AuthError
+
+    token = ca.token()
+    ca.batch(lambda parts: [{"status": 401}] * len(parts))
+    with pytest.raises(AuthError):
+        ChannelAdvisorClient(conn()).run_batch(gets(2, h))
+    assert token.call_count == 1 and len(ca.batches) == 2

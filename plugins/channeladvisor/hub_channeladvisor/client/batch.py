@@ -186,12 +186,15 @@ class Batcher:
 
             if any(a.resolution.action is Action.REFRESH_THEN_RETRY for a in retry.values()):
                 refreshes += 1
-                if refreshes > 2:
+                # A refresh that did not help: the next batch is refused too.
+                if refreshes > 1:
                     raise AuthError(
                         "ChannelAdvisor refused the access token again right after a refresh; "
                         "the authorization may lack access to this profile."
                     )
                 self.http.auth.refresh(stale=token_used)
+            else:
+                refreshes = 0
 
             waiting = {
                 i: a
@@ -202,7 +205,10 @@ class Batcher:
             paused = False
             if waiting:
                 pick = max(waiting.values(), key=_retry_after_rank)
-                next_wait = budget.next_wait(pick.resolution, pick.headers)
+                # Parts count their own sends; the wait grows with the most-tried part, and
+                # the run's total wait is capped.
+                most = max(attempts[i] for i in waiting)
+                next_wait = budget.next_wait(pick.resolution, pick.headers, attempt=most)
                 if next_wait is None:
                     for index, answer in waiting.items():
                         done[index] = self._final(

@@ -296,13 +296,22 @@ class RetryBudget:
         self.last_wait: float | None = None
 
     def next_wait(
-        self, resolution: Resolution, headers: Mapping[str, str] | None = None
+        self,
+        resolution: Resolution,
+        headers: Mapping[str, str] | None = None,
+        *,
+        attempt: int | None = None,
     ) -> float | None:
-        """The wait before the next send, or None when the attempts or the wait are used up."""
-        if self.attempts >= self.policy.max_attempts:
+        """The wait before the next send, or None when the attempts or the wait are used up.
+
+        :param attempt: the sends so far of what is retried, when the caller counts them
+            itself (a batch counts per part); by default this budget's own count.
+        """
+        sends = self.attempts if attempt is None else attempt
+        if sends >= self.policy.max_attempts:
             return None
         asked = retry_after_seconds(headers) if resolution.action is Action.RATE_LIMITED else None
-        wait = asked if asked is not None else self.policy.exponential(self.attempts)
+        wait = asked if asked is not None else self.policy.exponential(sends)
         if self.waited + wait > self.policy.max_total_wait:
             return None
         return wait
