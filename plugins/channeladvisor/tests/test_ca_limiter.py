@@ -122,3 +122,12 @@ def test_operations_of_one_profile_share_the_window(ca, conn) -> None:
     plugin.hub_link_listings(connection=conn(), items=items)
     plugin.hub_link_listings(connection=conn(), items=items)
     assert limiter_for("https://ca.test", 12345678, "app-id-1").rate.total_units == 2
+
+
+def test_a_full_window_with_a_sleep_that_does_not_move_the_clock_ends(waits) -> None:
+    # The test suite's sleep records waits without sleeping; the window must still let go.
+    window = RateWindow(3)
+    for _ in range(3):
+        window.acquire()
+    assert window.acquire() == pytest.approx(60.0, abs=1.0)
+    assert len(waits) == 1

@@ -99,9 +99,12 @@ class RateWindow:
         waited = pause if pause > 0 else 0.0
         if waited:
             sleep(waited)
+        # After sleeping s seconds, at least s seconds have passed, whatever the clock says (a
+        # test's sleep does not move it): never compute the same wait twice.
+        floor = self.clock() + waited
         while True:
             with self._lock:
-                now = self.clock()
+                now = max(self.clock(), floor)
                 self._prune(now)
                 if self._used + units <= self.per_minute:
                     self._log.append((now, units))
@@ -121,6 +124,7 @@ class RateWindow:
             wait = max(wait, 0.001)
             sleep(wait)
             waited += wait
+            floor = now + wait
 
 
 class InFlight:
