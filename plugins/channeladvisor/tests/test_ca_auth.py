@@ -253,3 +253,35 @@ def test_environment_credentials_are_used_and_redacted(ca, conn, monkeypatch, h)
     expected = base64.b64encode(b"env-app:env-secret-123").decode()
     assert token.last_request.headers["Authorization"] == f"Basic {expected}"
     assert "env-secret-123" not in caught.value.message + caught.value.detail
+
+
+def test_tokens_echoed_by_channeladvisor_never_reach_any_output(
+    ca, conn, h, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    echo = f"token {h.ACCESS} refresh_token={h.REFRESH} secret {h.SECRET}"
+    ca.batch(
+        lambda parts: (
+            [
+                {"status": 400, "body": {"error": {"message": echo}}},
+                {"status": 503, "body": {"Message": echo}},
+            ]
+            if len(parts) == 2
+            else [{"status": 503, "body": {"Message": echo}}]
+        )
+    )
+    outcomes = plugin.hub_sync_listings(
+        connection=conn(),
+        updates=[
+            ListingUpdate("A-1", "11", {"quantity": 1}, ITEM),
+            ListingUpdate("B-2", "12", {"quantity": 2}, ITEM),
+        ],
+    )
+    ca.get("Products", {"status_code": 500, "text": echo})
+    with pytest.raises(ChannelError) as caught:
+        link(conn())
+    texts = [o.message for o in outcomes] + [caught.value.message, caught.value.detail, caplog.text]
+    assert "***" in outcomes[0].message
+    for text in texts:
+        for secret in (h.ACCESS, h.REFRESH, h.SECRET):
+            assert secret not in text
