@@ -150,7 +150,9 @@ class World:
         path.write_text(json.dumps(products), encoding="utf-8")
         self("catalog", "import", str(path))
 
-    def set_product(self, sku: str, *, quantity: int | None = None, price: str | None = None):
+    def set_product(
+        self, sku: str, *, quantity: int | None = None, price: str | None = None
+    ) -> CliResult:
         """``hub catalog set SKU``."""
         args = ["catalog", "set", sku]
         if quantity is not None:
@@ -739,9 +741,9 @@ class ChannelContract:
     # -- failures ---------------------------------------------------------------------------
 
     def test_bad_credentials_give_a_clear_error_and_change_nothing(self, shop: World) -> None:
-        """With refused credentials every operation fails with exit 1 and a message (no
-        secret in it), and nothing changes in the hub or on the channel; with good ones
-        again everything pending goes through."""
+        """With refused credentials every operation fails with exit 1 and a message naming
+        the connection (no secret in it), and nothing changes in the hub or on the channel;
+        with good ones again everything pending goes through."""
         world, harness = shop, shop.harness
         skus = ["BAD-1", "BAD-2"]
         for sku in skus:
@@ -773,7 +775,9 @@ class ChannelContract:
         assert tested.output.strip(), f"no message:\n{tested}"
         for command in commands:
             refused = world(*command, expect=1)
-            assert refused.stderr.strip(), f"no error message:\n{refused}"
+            assert CONNECTION in refused.stderr, (
+                f"the error does not name the connection:\n{refused}"
+            )
         assert world.hub_state() == hub_before
         assert world.channel_state(skus) == channel_before
         for result in world.cli.history:
