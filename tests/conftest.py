@@ -26,7 +26,6 @@ from sqlalchemy import make_url, select
 
 from hub_core import hookimpl
 from hub_core.channel import (
-    NOT_SUPPORTED,
     OPTIONAL,
     SUPPORTED,
     CatalogItem,
@@ -167,11 +166,6 @@ def hub(database_url: str, registry: Registry) -> Iterator[Hub]:
     opened = Hub(db=Database(database_url), registry=registry)
     yield opened
     opened.db.dispose()
-
-
-def open_hub(url: str, registry: Registry) -> Hub:
-    """Another hub on the same database (another process would do the same)."""
-    return Hub(db=Database(url), registry=registry)
 
 
 def snapshot(hub_or_url: Hub | str) -> dict[str, list[tuple[Any, ...]]]:
@@ -428,6 +422,3 @@ def catalog_file(tmp_path: Path) -> Callable[..., Path]:
         return write_catalog(tmp_path / name, rows, header)
 
     return write
-
-
-NO_PUBLISH = {"publish_listings": NOT_SUPPORTED}
