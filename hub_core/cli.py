@@ -691,7 +691,10 @@ def shipments_group() -> None:
 @json_option
 @click.pass_context
 def shipments_import(ctx: click.Context, name: str, file: str, as_json: bool) -> None:
-    """Record shipments from a CSV FILE (channel_order_id,tracking,carrier,class[,sku,quantity,shipped_at])."""
+    """Record shipments from a CSV FILE.
+
+    Columns: channel_order_id,tracking,carrier,class[,sku,quantity,shipped_at].
+    """
     result = shipment_service.import_shipments(_hub(ctx), name, file)
     _finish(result, as_json, "shipments import")
 
@@ -750,9 +753,8 @@ def runs_show(ctx: click.Context, run_id: int, as_json: bool) -> None:
     if as_json:
         _dump(data)
         return
-    click.echo(
-        f"run {data['run_id']}: {data['operation']} on {data['connection'] or '-'}: {data['status']}"
-    )
+    where = data["connection"] or "-"
+    click.echo(f"run {data['run_id']}: {data['operation']} on {where}: {data['status']}")
     if data["message"]:
         click.echo(f"  {data['message']}")
     for record in data["records"]:

@@ -114,11 +114,21 @@ def scrub(exc: BaseException, secrets: Iterable[str]) -> None:
     exc.args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in exc.args)
 
 
+#: Values that are placeholders in the hub's own instructions, never credentials.
+_PLACEHOLDERS = {"...", "***", "…", "VALUE"}
+
+
+def _mask_value(match: re.Match[str]) -> str:
+    if match.group(3) in _PLACEHOLDERS:
+        return match.group(0)
+    return match.group(1) + match.group(2) + "***"
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Return ``text`` with every known secret value and every credential-looking value masked."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
-    text = _SECRET_PATTERNS[0].sub(lambda m: m.group(1) + m.group(2) + "***", text)
+    text = _SECRET_PATTERNS[0].sub(_mask_value, text)
     text = _SECRET_PATTERNS[1].sub(lambda m: m.group(1) + "***", text)
     return text

@@ -27,8 +27,18 @@ def secret_keys(schema_cls: type[Schema]) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*declared, *load_only)))
 
 
+def hidden_keys(schema_cls: type[Schema]) -> tuple[str, ...]:
+    """Fields the plugin keeps for itself (e.g. a token's expiry): never shown, never --set."""
+    declared = getattr(getattr(schema_cls, "Meta", None), "hidden_fields", ())
+    marked = tuple(n for n, f in schema_cls._declared_fields.items() if f.metadata.get("hidden"))
+    return tuple(dict.fromkeys((*declared, *marked)))
+
+
 def _field_names(schema_cls: type[Schema]) -> list[str]:
-    return [n for n, f in schema_cls._declared_fields.items() if not f.dump_only]
+    hidden = hidden_keys(schema_cls)
+    return [
+        n for n, f in schema_cls._declared_fields.items() if not f.dump_only and n not in hidden
+    ]
 
 
 def _required(schema_cls: type[Schema]) -> list[str]:
@@ -128,10 +138,13 @@ def configure_connection(hub: Hub, name: str, values: Mapping[str, str]) -> dict
         row = get_connection(session, name)
         channel = hub.registry.channel(row.channel)
         new_config, new_settings = split_values(channel, values)
+        kept = row.config
+        if new_config:
+            # New credentials: forget what the plugin derived from the old ones.
+            hidden = hidden_keys(channel.connection_schema)
+            kept = {k: v for k, v in row.config.items() if k not in hidden}
         config, settings = _validate(
-            channel,
-            {**row.config, **new_config},
-            {**row.settings, **new_settings},
+            channel, {**kept, **new_config}, {**row.settings, **new_settings}
         )
         row.config = config
         row.settings = settings
@@ -157,7 +170,8 @@ def describe(hub: Hub, row: Connection) -> dict[str, Any]:
             settings = channel.settings_schema().dump(
                 channel.settings_schema().load(dict(row.settings))
             )
-    config = {k: ("***" if k in secrets else v) for k, v in row.config.items()}
+    hidden = hidden_keys(channel.connection_schema) if channel else ()
+    config = {k: ("***" if k in secrets else v) for k, v in row.config.items() if k not in hidden}
     return {
         "name": row.name,
         "channel": row.channel,

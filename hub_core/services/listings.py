@@ -24,8 +24,11 @@ from hub_core.services.connections import get_connection, open_connection
 from hub_core.services.context import Hub, OperationResult, RecordResult
 from hub_core.services.runs import RunRecorder
 
-#: Listings handed to a plugin per call: bounds memory and lets progress and commits advance.
+#: Listings handed to a plugin per sync call: bounds memory and lets commits advance.
 CHUNK = 5000
+#: SKUs handed to a plugin per link call: large, because a channel may choose to read its
+#: whole catalog once per call (cheaper than lookups for many SKUs).
+LINK_CHUNK = 100_000
 LISTINGS_CURSOR = "listings"
 #: Statuses that a plain ``link`` (without --sku) tries again.
 _LINKABLE = {ListingStatus.UNLINKED, ListingStatus.NOT_FOUND, ListingStatus.AMBIGUOUS}
@@ -137,8 +140,8 @@ def link_listings(
     hub.registry.check_supported(channel, operation_name(operation))
     with RunRecorder(hub, f"{operation}_listings", row, view.secrets) as run:
         view.progress.set_total(len(items))
-        for start in range(0, len(items), CHUNK):
-            chunk = items[start : start + CHUNK]
+        for start in range(0, len(items), LINK_CHUNK):
+            chunk = items[start : start + LINK_CHUNK]
             results = hub.registry.call(
                 channel, operation_name(operation), connection=view, items=chunk
             )

@@ -4,7 +4,7 @@ Each operation builds a :class:`~hub_channeladvisor.client.ChannelAdvisorClient`
 connection — which stops at once, sending nothing, when the connection is marked
 ``needs_reauth`` — runs, and closes it (storing refreshed tokens on the connection). On the way
 out, every error and every record message is passed through :func:`hub_core.errors.redact`
-(see :mod:`.client.redaction`) with the connection's secrets once more, whatever the inner
+with the connection's secrets once more, whatever the inner
 layers already did.
 """
 
@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from hub_channeladvisor import checks, explain, listings, orders
 from hub_channeladvisor.client.api import ChannelAdvisorClient
-from hub_channeladvisor.client.redaction import scrub
 from hub_channeladvisor.schemas import (
     SECRET_FIELDS,
     SHARED_SECRET_ENV,
@@ -43,7 +41,7 @@ from hub_core.channel import (
     RecordOutcome,
     ShipmentToSend,
 )
-from hub_core.errors import HubError
+from hub_core.errors import HubError, redact
 
 if TYPE_CHECKING:
     import click
@@ -70,8 +68,8 @@ def _scrubbed(connection: ChannelConnection) -> Iterator[None]:
         yield
     except HubError as exc:
         secrets = _secrets(connection)
-        exc.message = scrub(exc.message, secrets)
-        exc.detail = scrub(exc.detail, secrets)
+        exc.message = redact(exc.message, secrets)
+        exc.detail = redact(exc.detail, secrets)
         exc.args = (exc.message,)
         raise
 
@@ -79,7 +77,7 @@ def _scrubbed(connection: ChannelConnection) -> Iterator[None]:
 def _scrub(connection: ChannelConnection, results: list[T]) -> list[T]:
     secrets = _secrets(connection)
     return [
-        dataclasses.replace(r, message=scrub(r.message, secrets))  # type: ignore[type-var]
+        dataclasses.replace(r, message=redact(r.message, secrets))  # type: ignore[type-var]
         for r in results
     ]
 
@@ -128,14 +126,12 @@ def hub_settings_schema() -> type[Schema]:
 
 @hookimpl
 def hub_register_commands(cli: click.Group) -> None:
-    """Add ``hub channeladvisor …`` when the embedded sandbox provides its commands."""
-    try:
-        module = importlib.import_module("hub_channeladvisor.sandbox.cli")
-    except ImportError:
-        return
-    group = getattr(module, "channeladvisor", None) or getattr(module, "cli", None)
-    if group is not None and CHANNEL not in cli.commands:
-        cli.add_command(group, CHANNEL)
+    """Add ``hub channeladvisor sandbox`` and ``hub demo`` (both run the embedded sandbox)."""
+    from hub_channeladvisor.demo import demo_command
+    from hub_channeladvisor.sandbox.cli import channeladvisor
+
+    cli.add_command(channeladvisor, CHANNEL)
+    cli.add_command(demo_command, "demo")
 
 
 @hookimpl
@@ -203,5 +199,5 @@ def hub_explain_order(connection: ChannelConnection, ref: str, days: int) -> Ord
     with _scrubbed(connection), ChannelAdvisorClient(connection) as client:
         lookup = explain.explain_order(client, ref, days)
     secrets = _secrets(connection)
-    lookup.reasons = [scrub(reason, secrets) for reason in lookup.reasons]
+    lookup.reasons = [redact(reason, secrets) for reason in lookup.reasons]
     return lookup

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hub_fake_channel.plugin import FakeConnectionSchema, FakeSettingsSchema
-from hub_fake_channel.store import FakeStore
 
 from hub_core.channel import ChannelConnection
+from hub_fake_channel.plugin import FakeConnectionSchema, FakeSettingsSchema
+from hub_fake_channel.store import FakeStore
 
 Connect = Callable[..., ChannelConnection]
 

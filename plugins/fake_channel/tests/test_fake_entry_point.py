@@ -12,8 +12,6 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from hub_fake_channel import plugin
-from hub_fake_channel.store import FakeStore
 
 from hub_core import hookimpl
 from hub_core.channel import (
@@ -25,6 +23,8 @@ from hub_core.channel import (
 )
 from hub_core.errors import NotSupported
 from hub_core.plugins import Registry
+from hub_fake_channel import plugin
+from hub_fake_channel.store import FakeStore
 
 
 def test_the_plugin_is_found_through_its_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,8 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hub_fake_channel import plugin
-from hub_fake_channel.store import OPERATIONS, FakeStore
 
 from hub_core.channel import (
     CatalogItem,
@@ -20,6 +18,8 @@ from hub_core.channel import (
     ShipmentToSend,
 )
 from hub_core.errors import AuthError, ChannelError
+from hub_fake_channel import plugin
+from hub_fake_channel.store import OPERATIONS, FakeStore
 
 
 def item(sku: str) -> CatalogItem:

@@ -8,9 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hub_fake_channel import plugin
-from hub_fake_channel.plugin import FakeConnectionSchema, FakeSettingsSchema
-from hub_fake_channel.store import FakeStore
 from marshmallow import ValidationError
 
 from hub_core.channel import (
@@ -24,6 +21,9 @@ from hub_core.channel import (
     ShipmentToSend,
 )
 from hub_core.errors import AuthError, ChannelError
+from hub_fake_channel import plugin
+from hub_fake_channel.plugin import FakeConnectionSchema, FakeSettingsSchema
+from hub_fake_channel.store import FakeStore
 
 NOW = datetime.now(UTC)
 

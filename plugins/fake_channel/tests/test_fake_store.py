@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from hub_fake_channel.store import FakeStore, FakeStoreError, take_failure
 
 

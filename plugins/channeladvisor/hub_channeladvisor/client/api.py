@@ -21,7 +21,6 @@ from hub_channeladvisor.client.batch import Batcher, BatchPart, PartResult
 from hub_channeladvisor.client.limiter import limiter_for
 from hub_channeladvisor.client.outcomes import BackoffPolicy
 from hub_channeladvisor.client.paging import iter_pages
-from hub_channeladvisor.client.redaction import scrub
 from hub_channeladvisor.client.session import (
     ApiResult,
     HttpClient,
@@ -31,7 +30,7 @@ from hub_channeladvisor.client.session import (
 )
 from hub_channeladvisor.schemas import DEFAULT_BASE_URL, SECRET_FIELDS, default_settings
 from hub_core.channel import ChannelConnection
-from hub_core.errors import ChannelError
+from hub_core.errors import ChannelError, redact
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +119,7 @@ class ChannelAdvisorClient:
 
     def redact(self, text: str) -> str:
         """``text`` without any secret of this connection."""
-        return scrub(text, self.secrets)
+        return redact(text, self.secrets)
 
     def _persist(self, change: Callable[[], None]) -> None:
         # The core's callbacks write to its database: run them on the thread that owns the
