@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from hub_core.models import CatalogProduct
@@ -236,3 +237,27 @@ def test_cli_set_refuses_bad_input(
     assert "not a number" in hub_cli("catalog", "set", "SKU-1", "--price", "cheap", code=2).stderr
     assert "--price" in hub_cli("catalog", "set", "SKU-1", "--price", "-2", code=2).stderr
     assert db_snapshot(hub_cli.url) == before
+
+
+def test_an_interrupted_import_changes_nothing(
+    hub: Hub, catalog_file: Callable, monkeypatch: Any
+) -> None:
+    import hub_core.services.catalog as catalog
+
+    import_catalog(hub, catalog_file([("A", "Apple", 1, "1"), ("B", "Bean", 1, "1")]))
+    before = _products(hub)
+    calls = {"n": 0}
+    real_differs = catalog._differs
+
+    def failing_differs(current: Any, new: Any) -> bool:
+        calls["n"] += 1
+        if calls["n"] > 2:  # A is changed and flushed (chunks of 1), then B breaks
+            raise RuntimeError("power cut")
+        return bool(real_differs(current, new))
+
+    monkeypatch.setattr(catalog, "CHUNK", 1)
+    monkeypatch.setattr(catalog, "_differs", failing_differs)
+    changed = [("A", "Apple", 5, "1"), ("B", "Bean", 5, "1"), ("C", "Corn", 1, "1")]
+    with pytest.raises(RuntimeError, match="power cut"):
+        import_catalog(hub, catalog_file(changed, name="changed.csv"))
+    assert _products(hub) == before
