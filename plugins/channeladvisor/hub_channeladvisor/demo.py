@@ -23,6 +23,7 @@ from hub_channeladvisor.sandbox import (
     DEMO_SHARED_SECRET,
     Sandbox,
 )
+from hub_core.errors import redact
 
 DEMO_DB = "hub-demo.db"
 CONNECTION = "demo-shop"
@@ -102,7 +103,8 @@ class Story:
     def hub(self, *args: str, expect: int = 0) -> int:
         from hub_core.cli import HubCommandError, cli
 
-        shown = " ".join(_quote(a) for a in args)
+        # Even sandbox credentials are not echoed: the demo shows the habit it asks for.
+        shown = redact(" ".join(_quote(a) for a in args))
         click.secho(f"$ hub {shown}", bold=True)
         try:
             code = cli.main(
