@@ -134,7 +134,7 @@ def test_missing_required_keys_are_named_at_once(
     before = db_snapshot(hub_cli.url)
     result = hub_cli("connections", "add", "s", "--channel", "stub", code=2, registry=registry)
     assert "account" in result.stderr and "token" in result.stderr
-    assert "Missing required keys" in result.stderr
+    assert "missing required keys" in result.stderr
     assert db_snapshot(hub_cli.url) == before
 
 

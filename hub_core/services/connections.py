@@ -41,21 +41,37 @@ def _field_names(schema_cls: type[Schema]) -> list[str]:
     ]
 
 
-def _required(schema_cls: type[Schema]) -> list[str]:
-    return [n for n, f in schema_cls._declared_fields.items() if f.required]
+def _problems(schema_cls: type[Schema], values: Mapping[str, Any]) -> tuple[dict, list[str]]:
+    """Load ``values``; return what loaded and every problem (missing keys first, then bad
+    values), so one message can name them all."""
+    try:
+        return dict(schema_cls().load(dict(values))), []
+    except ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        missing, problems = [], []
+        for key, errs in messages.items():
+            texts = [str(e) for e in (errs if isinstance(errs, list) else [errs])]
+            if key != "_schema" and any("Missing data for required field" in t for t in texts):
+                missing.append(key)
+            else:
+                problems.append(
+                    "; ".join(texts) if key == "_schema" else f"{key}: {'; '.join(texts)}"
+                )
+        if missing:
+            problems.insert(
+                0,
+                f"missing required key{'s' if len(missing) > 1 else ''} {', '.join(missing)}: "
+                "give each with --set KEY=VALUE",
+            )
+        return {}, problems
 
 
 def _load(schema_cls: type[Schema], values: Mapping[str, Any], what: str) -> dict[str, Any]:
     """Validate ``values`` with the schema, naming every problem at once."""
-    try:
-        return dict(schema_cls().load(dict(values)))
-    except ValidationError as exc:
-        problems = []
-        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-        for key, errs in messages.items():
-            text = "; ".join(str(e) for e in (errs if isinstance(errs, list) else [errs]))
-            problems.append(text if key == "_schema" else f"{key}: {text}")
-        raise InvalidInput(f"Invalid {what}:", errors=problems) from None
+    loaded, problems = _problems(schema_cls, values)
+    if problems:
+        raise InvalidInput(f"Invalid {what}:", errors=problems)
+    return loaded
 
 
 def split_values(channel: Channel, values: Mapping[str, str]) -> tuple[dict, dict]:
@@ -75,16 +91,11 @@ def split_values(channel: Channel, values: Mapping[str, str]) -> tuple[dict, dic
 
 
 def _validate(channel: Channel, config: dict[str, Any], settings: dict[str, Any]) -> tuple:
-    missing = [k for k in _required(channel.connection_schema) if k not in config]
-    if missing:
-        raise InvalidInput(
-            f"Missing required key{'s' if len(missing) > 1 else ''} for channel "
-            f"{channel.name}: {', '.join(missing)}. Give each with --set KEY=VALUE."
-        )
-    loaded_config = _load(
-        channel.connection_schema, config, f"connection values for {channel.name}"
-    )
-    loaded_settings = _load(channel.settings_schema, settings, f"settings for {channel.name}")
+    loaded_config, config_problems = _problems(channel.connection_schema, config)
+    loaded_settings, setting_problems = _problems(channel.settings_schema, settings)
+    problems = config_problems + [f"setting {p}" for p in setting_problems]
+    if problems:
+        raise InvalidInput(f"Invalid values for a {channel.title} connection:", errors=problems)
     # Store only what was given (typed): defaults such as environment fallbacks are applied
     # again at each use, so changing the environment takes effect.
     stored = {k: _jsonable(loaded_config[k]) for k in config if k in loaded_config}
