@@ -1,0 +1,8 @@
+"""ChannelAdvisor passes the hub's channel contract suite, against its embedded sandbox."""
+
+from hub_channeladvisor.testing_harness import ChannelAdvisorHarness
+from hub_core.testing import ChannelContract
+
+
+class TestChannelAdvisorContract(ChannelContract):
+    harness_class = ChannelAdvisorHarness
