@@ -24,6 +24,10 @@ Every route maps onto a method of `Sandbox`, so in-process tests can use Python 
     POST   /_sandbox/faults                  {"rules": [...], "replace": true} | {"add": rule}
                                              | {"rates": {...}, "pattern": ...} | {"clear": true}
     DELETE /_sandbox/faults                  remove all rules
+                                             (a rule: {"kind", "rate", "pattern", "method",
+                                             "count", "delay_s", "scope", "message"}; kinds
+                                             500 503 429 401 400 404 reset timeout
+                                             lost_response, see `faults`)
     POST   /_sandbox/tokens/expire           expire every access token now
     POST   /_sandbox/tokens/revoke           {"refresh_token": ...}
     POST   /_sandbox/tokens/issue            {"refresh_token"?} -> {"access_token": ...}

@@ -66,7 +66,17 @@ UPDATE_TYPES = ("Absolute", "Relative", "Available", "InStock", "UnShipped", "Un
 # the sandbox refuses it rather than inventing semantics.
 SUPPORTED_UPDATE_TYPES = ("Absolute", "Relative", "Available", "InStock", "UnShipped")
 
-FAULT_KINDS = ("500", "503", "429", "reset", "timeout", "401", "lost_response")
+FAULT_KINDS = (
+    "500",
+    "503",
+    "429",
+    "reset",
+    "timeout",
+    "401",
+    "lost_response",
+    "400",
+    "404",
+)
 
 AUTH_DENIED_MESSAGE = "Authorization has been denied for this request."
 

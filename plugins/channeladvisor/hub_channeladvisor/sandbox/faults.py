@@ -3,13 +3,18 @@
 A `FaultRule` says which requests it matches (a substring of the path, e.g. `Ship`,
 `$batch`, `UpdateQuantity`, `oauth2/token`; optionally a method; top-level requests, batch
 parts or both), what happens (`kind`), how often (`rate`) and how many times at most
-(`count`: "fail the next N matching requests" is `rate=1, count=N`).
+(`count`: "fail the next N matching requests" is `rate=1, count=N`), and for the status
+kinds optionally the error text (`message`).
 
 Kinds:
 
 - `500`, `503`, `429`, `401`: answer that status without applying the request (`429` with
   `{"Message": "Too Many Requests"}` and Retry-After unless switched off; `401` rejects a
   valid token once, the token stays valid; `503` has a plain-text body like a proxy's).
+- `400`, `404`: a permanent client error, the OData error `{"error": {"code": "",
+  "message": ...}}` without applying the request. Its text is the rule's `message`, else one
+  naming the injected fault and the request. Aim it at one record with the key in the
+  pattern (`Orders(42)/Ship`, `Products(7)`) to refuse that record only.
 - `reset`: close the connection without any response; nothing is applied.
 - `timeout`: apply the request, then hold the response for `delay_s` seconds (longer than
   the client's timeout) before sending it.
@@ -32,7 +37,7 @@ from typing import Any
 
 from .constants import FAULT_KINDS
 
-STATUS_KINDS = ("500", "503", "429", "401")
+STATUS_KINDS = ("500", "503", "429", "401", "400", "404")
 CONNECTION_KINDS = ("reset", "timeout", "lost_response")
 SCOPES = ("any", "top", "batch")
 
@@ -48,6 +53,7 @@ class FaultRule:
     count: int | None = None
     delay_s: float = 5.0
     scope: str = "any"
+    message: str | None = None
     # Counters (kept across requests; shown by the admin surface).
     matched: int = 0
     injected: int = 0
@@ -67,6 +73,12 @@ class FaultRule:
             self.method = self.method.upper()
         if float(self.delay_s) < 0:
             raise ValueError("delay_s must be >= 0")
+        if self.message is not None:
+            if not isinstance(self.message, str):
+                raise ValueError("fault message must be a string")
+            # A dropped connection has no body to carry a text.
+            if self.kind not in STATUS_KINDS:
+                raise ValueError(f"fault kind {self.kind!r} answers nothing: it takes no message")
 
     def matches(self, method: str, path: str, in_batch: bool) -> bool:
         """Whether the rule applies to this request (ignoring rate and remaining count)."""

@@ -268,8 +268,10 @@ class Sandbox:
         count: int | None = None,
         delay_s: float = 5.0,
         scope: str = "any",
+        message: str | None = None,
     ) -> FaultRule:
-        """Add one fault rule (see `faults.FaultRule`)."""
+        """Add one fault rule (see `faults.FaultRule`; `message` is the error text of a
+        status kind, e.g. what a `400` says)."""
         rule = FaultRule(
             kind,
             rate=rate,
@@ -278,6 +280,7 @@ class Sandbox:
             count=count,
             delay_s=delay_s,
             scope=scope,
+            message=message,
         )
         self.fault_injector.add(rule)
         return rule
@@ -291,10 +294,18 @@ class Sandbox:
         method: str | None = None,
         delay_s: float = 5.0,
         scope: str = "any",
+        message: str | None = None,
     ) -> FaultRule:
         """Fail exactly the next `n` requests matching `pattern`/`method` with `kind`."""
         return self.add_fault(
-            kind, rate=1.0, pattern=pattern, method=method, count=n, delay_s=delay_s, scope=scope
+            kind,
+            rate=1.0,
+            pattern=pattern,
+            method=method,
+            count=n,
+            delay_s=delay_s,
+            scope=scope,
+            message=message,
         )
 
     def clear_faults(self) -> None:

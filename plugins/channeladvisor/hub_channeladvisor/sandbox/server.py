@@ -84,15 +84,22 @@ def _to_response(api_response: ApiResponse) -> Response:
     return response
 
 
-def _fault_error(rule: FaultRule, retry_after: bool) -> ApiError:
+def _fault_error(rule: FaultRule, retry_after: bool, method: str, path: str) -> ApiError:
+    """The answer of a status fault, in the shape the real service uses for that status."""
+    message = rule.message
     if rule.kind == "401":
-        return ApiError(401, AUTH_DENIED_MESSAGE, headers={"WWW-Authenticate": "Bearer"})
+        headers = {"WWW-Authenticate": "Bearer"}
+        return ApiError(401, message or AUTH_DENIED_MESSAGE, headers=headers)
     if rule.kind == "429":
         headers = {"Retry-After": "1"} if retry_after else {}
-        return ApiError(429, "Too Many Requests", shape="message", headers=headers)
+        return ApiError(429, message or "Too Many Requests", shape="message", headers=headers)
     if rule.kind == "503":
-        return ApiError(503, "Service Unavailable", shape="text")
-    return ApiError(500, "An error has occurred.", shape="message")
+        return ApiError(503, message or "Service Unavailable", shape="text")
+    if rule.kind in ("400", "404"):
+        # Entity-level refusals come as the OData error object (reference §7).
+        default = f"Sandbox fault {rule.kind} injected into {method} {path}."
+        return ApiError(int(rule.kind), message or default)
+    return ApiError(500, message or "An error has occurred.", shape="message")
 
 
 class SandboxApp:
@@ -162,7 +169,8 @@ class SandboxApp:
         fault = sb.fault_injector.pick(method, path, in_batch=False)
         if fault is not None and fault.kind in STATUS_KINDS:
             self._log(**base, status=int(fault.kind), fault=fault.kind)
-            return _to_response(error_response(_fault_error(fault, sb.retry_after)))
+            error = _fault_error(fault, sb.retry_after, method, path)
+            return _to_response(error_response(error))
         if fault is not None and fault.kind == "reset":
             self._log(**base, status=0, fault=fault.kind)
             _drop_connection(request.environ)
@@ -279,7 +287,8 @@ class SandboxApp:
         fault = sb.fault_injector.pick(req.method, req.path, in_batch=False)
         if fault is not None and fault.kind in STATUS_KINDS:
             self._log(seq, **base, **who, units=1, status=int(fault.kind), fault=fault.kind)
-            return _to_response(error_response(_fault_error(fault, sb.retry_after)))
+            error = _fault_error(fault, sb.retry_after, req.method, req.path)
+            return _to_response(error_response(error))
         if fault is not None and fault.kind == "reset":
             self._log(seq, **base, **who, units=1, status=0, fault=fault.kind)
             _drop_connection(request.environ)
@@ -383,7 +392,7 @@ class SandboxApp:
         fault = sb.fault_injector.pick(req.method, req.path, in_batch=True)
         if fault is not None:
             self._log(**base, **who, units=1, status=int(fault.kind), fault=fault.kind)
-            return error_response(_fault_error(fault, sb.retry_after))
+            return error_response(_fault_error(fault, sb.retry_after, req.method, req.path))
         if route_error is not None or route is None:
             response = error_response(route_error or not_routed(req.path))
         else:

@@ -166,6 +166,19 @@ def test_faults_routes(admin: Admin, ca_api: SandboxApi) -> None:
     assert bad.status_code == 400
 
 
+def test_faults_route_takes_client_errors_with_a_message(admin: Admin, ca_api: SandboxApi) -> None:
+    rule = {"kind": "400", "pattern": "Profiles", "method": "GET", "message": "Bad profile."}
+    rules = admin.post("faults", {"add": rule})["rules"]
+    assert rules[0]["message"] == "Bad profile." and rules[0]["kind"] == "400"
+    admin.post("faults", {"rules": [{"kind": "404", "pattern": "Orders", "count": 1}]})
+    assert ca_api.get("Orders").json()["error"]["message"].startswith("Sandbox fault 404")
+    assert ca_api.get("Orders").status_code == 200
+    bad = requests.post(
+        f"{admin.base}/faults", json={"add": {"kind": "timeout", "message": "x"}}, timeout=5
+    )
+    assert bad.status_code == 400 and "message" in bad.json()["error"]
+
+
 def test_token_routes(admin: Admin, ca_sandbox: Sandbox) -> None:
     token = admin.post("tokens/issue")["access_token"]
     headers = {"Authorization": f"Bearer {token}"}

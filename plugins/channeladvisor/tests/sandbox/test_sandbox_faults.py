@@ -1,4 +1,5 @@
-"""Injected faults (each kind, patterns, counts, batch parts, determinism) and latency."""
+"""Injected faults (each kind, patterns, counts, messages, batch parts, determinism) and
+latency."""
 
 from __future__ import annotations
 
@@ -134,6 +135,124 @@ def test_status_faults_inside_batch_parts(
     assert [r["status"] for r in response.json()["responses"]] == [500, 204]
     with pytest.raises(requests.ConnectionError):
         ca_api.post(f"Products({pid})/UpdateQuantity", json=qty)
+
+
+def available(sandbox: Sandbox, product_id: int) -> int:
+    product = sandbox.get_product(product_id)
+    assert product is not None
+    return sum(dc["AvailableQuantity"] for dc in product["DCQuantities"])
+
+
+QTY = {"Value": {"UpdateType": "Absolute", "Updates": [{"DistributionCenterID": 0, "Quantity": 4}]}}
+
+
+def test_400_refuses_one_orders_ship_with_its_message(
+    ca_sandbox: Sandbox, ca_api: SandboxApi
+) -> None:
+    refused, accepted = ca_sandbox.seed_orders(
+        [{"Items": [{"Sku": "A", "Quantity": 1}]}, {"Items": [{"Sku": "B", "Quantity": 1}]}]
+    )
+    message = f"Order {refused} cannot be shipped."
+    ca_sandbox.add_fault("400", pattern=f"Orders({refused})/Ship", method="POST", message=message)
+    for _ in range(2):  # no count: it keeps refusing
+        response = ca_api.post(f"Orders({refused})/Ship", json=SHIP)
+        assert response.status_code == 400
+        assert response.json() == {"error": {"code": "", "message": message}}
+        assert response.headers["Content-Type"].startswith("application/json")
+    assert ca_sandbox.get_order(refused)["ShippingStatus"] == "Unshipped"  # type: ignore[index]
+    entry = last_entry(ca_sandbox)
+    assert (entry["status"], entry["fault"], entry["applied"]) == (400, "400", False)
+    # The same order can still be read, and other orders still ship.
+    assert ca_api.get(f"Orders({refused})").status_code == 200
+    assert ca_api.post(f"Orders({accepted})/Ship", json=SHIP).status_code == 204
+    ca_sandbox.clear_faults()
+    assert ca_api.post(f"Orders({refused})/Ship", json=SHIP).status_code == 204
+
+
+def test_404_default_message_names_the_fault_and_count_spends_it(
+    ca_sandbox: Sandbox, ca_api: SandboxApi, catalog: dict[str, int]
+) -> None:
+    pid = catalog["CG0001"]
+    ca_sandbox.fail_next("404", 2, pattern=f"Products({pid})", method="PATCH")
+    assert ca_api.get(f"Products({pid})").status_code == 200  # method does not match
+    missing = ca_api.patch(f"Products({pid})", {"RetailPrice": 5.0})
+    assert missing.status_code == 404
+    assert missing.json() == {
+        "error": {
+            "code": "",
+            "message": f"Sandbox fault 404 injected into PATCH /v1/Products({pid}).",
+        }
+    }
+    assert ca_api.patch(f"Products({pid})", {"RetailPrice": 5.0}).status_code == 404
+    assert ca_sandbox.get_product(pid)["RetailPrice"] is None  # type: ignore[index]
+    assert ca_api.patch(f"Products({pid})", {"RetailPrice": 5.0}).status_code == 204
+    assert ca_sandbox.request_log()["faults"] == {"404": 2}
+
+
+def test_400_inside_batch_parts_refuses_one_record(
+    ca_sandbox: Sandbox, ca_api: SandboxApi, catalog: dict[str, int]
+) -> None:
+    refused, accepted = catalog["CG0001"], catalog["MUG-1"]
+    ca_sandbox.add_fault("400", pattern=f"Products({refused})", message="No.")
+    response = ca_api.batch(
+        [
+            ("POST", f"Products({refused})/UpdateQuantity", QTY),
+            ("PATCH", f"Products({refused})", {"RetailPrice": 1.0}),
+            ("POST", f"Products({accepted})/UpdateQuantity", QTY),
+        ]
+    )
+    assert response.status_code == 200
+    parts = response.json()["responses"]
+    assert [p["status"] for p in parts] == [400, 400, 204]
+    assert parts[0]["body"] == {"error": {"code": "", "message": "No."}}
+    refused_product = ca_sandbox.get_product(refused)
+    assert refused_product is not None and refused_product["RetailPrice"] is None
+    assert available(ca_sandbox, accepted) == 4
+    inner = [e for e in ca_sandbox.request_log()["entries"] if e["in_batch"]]
+    assert [(e["status"], e["fault"], e["applied"]) for e in inner] == [
+        (400, "400", False),
+        (400, "400", False),
+        (204, None, True),
+    ]
+
+
+def test_400_on_a_batch_envelope_applies_no_part(
+    ca_sandbox: Sandbox, ca_api: SandboxApi, catalog: dict[str, int]
+) -> None:
+    pid = catalog["CG0001"]
+    ca_sandbox.fail_next("400", pattern="$batch", scope="top")
+    refused = ca_api.batch([("POST", f"Products({pid})/UpdateQuantity", QTY)])
+    assert refused.status_code == 400
+    message = refused.json()["error"]["message"]
+    assert message == "Sandbox fault 400 injected into POST /v1/$batch."
+    assert ca_sandbox.request_log()["batch_parts"] == 0
+    assert available(ca_sandbox, pid) == 0
+
+
+def test_400_at_a_rate_is_deterministic() -> None:
+    def statuses() -> list[int]:
+        with Sandbox(seed=5, faults=FaultConfig.from_rates({"400": 0.4})) as sandbox:
+            api = SandboxApi(sandbox)
+            return [api.get("Profiles").status_code for _ in range(20)]
+
+    first = statuses()
+    assert first == statuses() and set(first) == {200, 400}
+
+
+def test_message_overrides_other_status_kinds(ca_sandbox: Sandbox, ca_api: SandboxApi) -> None:
+    ca_sandbox.fail_next("500", message="Database timeout.")
+    assert ca_api.get("Profiles").json() == {"Message": "Database timeout."}
+    ca_sandbox.fail_next("503", message="Down for maintenance")
+    assert ca_api.get("Profiles").text == "Down for maintenance"
+
+
+def test_message_validation() -> None:
+    assert FaultRule.from_dict({"kind": "404", "message": "gone"}).message == "gone"
+    assert FaultRule("400").to_dict()["message"] is None
+    with pytest.raises(ValueError, match="takes no message"):
+        FaultRule("reset", message="x")
+    with pytest.raises(ValueError, match="string"):
+        FaultRule("400", message=5)  # type: ignore[arg-type]
 
 
 def test_token_endpoint_faults(ca_sandbox: Sandbox) -> None:
