@@ -2,16 +2,29 @@
 
 Tests and benchmarks assert on counts from here, never on wall-clock time. Admin calls
 under `/_sandbox/` are not logged.
+
+Each `/v1` entry also carries what the client sent: `body`, the request body parsed as JSON
+(None when there was none, it is not JSON, e.g. a `$batch` envelope whose parts carry their
+own, or it was not kept), and `body_size`, its length in bytes. Bodies are kept for the most
+recent `max_bodies` entries only (older entries lose theirs, counted in `bodies_dropped`),
+and a body over `MAX_BODY_BYTES` is never parsed: a long benchmark's log stays small.
+Token requests never keep theirs (the form carries the refresh token).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass
 from typing import Any
+
+#: Request bodies the log keeps by default (the most recent ones).
+DEFAULT_MAX_BODIES = 10_000
+#: Larger bodies are logged by size only.
+MAX_BODY_BYTES = 64 * 1024
 
 _KEY = re.compile(r"\((?:\d+|'(?:[^']|'')*')\)")
 
@@ -40,15 +53,44 @@ class LogEntry:
     throttled: str | None  # "rate" | "in_flight" when the sandbox's limits refused it
     fault: str | None  # injected fault kind
     applied: bool  # whether the request reached its handler (a change may have happened)
+    body: Any = None  # the request body parsed as JSON, while kept (see the module doc)
+    body_size: int = 0  # bytes of the request body (0: none)
 
 
 class RequestLog:
     """Thread-safe request log with per-endpoint counts and limit statistics."""
 
-    def __init__(self, max_entries: int = 200_000) -> None:
+    def __init__(self, max_entries: int = 200_000, max_bodies: int = DEFAULT_MAX_BODIES) -> None:
         self._lock = threading.Lock()
         self.max_entries = max_entries
+        self._max_bodies = max_bodies
         self.reset()
+
+    @property
+    def max_bodies(self) -> int:
+        """How many of the most recent entries keep their request body (0: none)."""
+        return self._max_bodies
+
+    @max_bodies.setter
+    def max_bodies(self, value: int) -> None:
+        with self._lock:
+            self._max_bodies = int(value)
+            self._trim_bodies()
+
+    def parse_body(self, raw: bytes | None) -> Any:
+        """`raw` parsed as JSON, or None (empty, not JSON, too big, or bodies not kept)."""
+        if not raw or self._max_bodies <= 0 or len(raw) > MAX_BODY_BYTES:
+            return None
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            return None
+
+    def _trim_bodies(self) -> None:
+        """Drop the bodies of the oldest entries beyond `max_bodies` (lock held)."""
+        while len(self._with_body) > max(self._max_bodies, 0):
+            self._with_body.popleft().body = None
+            self._bodies_dropped += 1
 
     def reset(self) -> None:
         """Drop entries and totals (sequence numbers keep increasing)."""
@@ -64,6 +106,9 @@ class RequestLog:
             self._batches = 0
             self._batch_parts = 0
             self._dropped_entries = 0
+            # Entries still holding a body, oldest first (what `_trim_bodies` empties).
+            self._with_body: deque[LogEntry] = deque()
+            self._bodies_dropped = 0
 
     def next_seq(self) -> int:
         """Reserve a sequence number (a batch reserves its own before its parts log)."""
@@ -80,6 +125,9 @@ class RequestLog:
                 drop = len(self._entries) - self.max_entries
                 del self._entries[:drop]
                 self._dropped_entries += drop
+            if entry.body is not None:
+                self._with_body.append(entry)
+                self._trim_bodies()
             self._counts[entry.endpoint] += 1
             self._status[entry.status] += 1
             if entry.fault:
@@ -122,6 +170,7 @@ class RequestLog:
                 "max_in_flight_by_application": dict(in_flight["admitted"]),
                 "max_concurrent_attempts": max(in_flight["attempted"].values(), default=0),
                 "dropped_entries": self._dropped_entries,
+                "bodies_dropped": self._bodies_dropped,
                 "last_seq": self._seq,
                 "generated_at": time.time(),
             }

@@ -22,7 +22,7 @@ from .faults import FaultConfig, FaultInjector, FaultRule
 from .limits import InFlightLimiter, RateLimiter
 from .model import utcnow
 from .persist import StateFile
-from .reqlog import RequestLog
+from .reqlog import DEFAULT_MAX_BODIES, RequestLog
 from .seed import generate_orders, generate_products
 from .state import Store
 
@@ -30,6 +30,12 @@ from .state import Store
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer")
+    return value
+
+
+def _non_negative_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer")
     return value
 
 
@@ -64,6 +70,7 @@ _SETTINGS = {
     "latency_jitter_ms": _non_negative,
     "max_batch_parts": _positive_int,
     "expand_cap": _positive_int,
+    "max_logged_bodies": _non_negative_int,
 }
 
 
@@ -98,6 +105,8 @@ class Sandbox:
             time in tests and benchmarks).
         max_batch_parts: most requests a `$batch` may carry (100).
         expand_cap: most entries of an expanded collection in list responses (20).
+        max_logged_bodies: how many of the most recent request-log entries keep the JSON
+            body of their request (0: none; older entries keep only `body_size`).
     """
 
     def __init__(
@@ -117,6 +126,7 @@ class Sandbox:
         rate_window_seconds: float = 60.0,
         max_batch_parts: int = 100,
         expand_cap: int = 20,
+        max_logged_bodies: int = DEFAULT_MAX_BODIES,
     ) -> None:
         self.token_ttl: float = 3600.0
         self.products_page_size = 100
@@ -155,6 +165,7 @@ class Sandbox:
             latency_jitter_ms=latency_jitter_ms,
             max_batch_parts=max_batch_parts,
             expand_cap=expand_cap,
+            max_logged_bodies=max_logged_bodies,
         )
         self.credentials.add_application(c.DEMO_APPLICATION_ID, c.DEMO_SHARED_SECRET)
         self.credentials.add_refresh_token(
@@ -178,6 +189,15 @@ class Sandbox:
         self.fault_injector.seed = self._seed
         with self._rng_lock:
             self._rng = random.Random(self._seed)
+
+    @property
+    def max_logged_bodies(self) -> int:
+        """How many of the most recent log entries keep their request body (a setting)."""
+        return self.log.max_bodies
+
+    @max_logged_bodies.setter
+    def max_logged_bodies(self, value: int) -> None:
+        self.log.max_bodies = value
 
     @property
     def faults(self) -> FaultConfig:
@@ -566,7 +586,10 @@ class Sandbox:
 
     # -- log -------------------------------------------------------------------------------
     def request_log(self, since: int = 0, entries: bool = True) -> dict[str, Any]:
-        """The request log: entries with seq > `since` (optional) and statistics."""
+        """The request log: entries with seq > `since` (optional) and statistics.
+
+        An entry holds the request's JSON `body` while it is among the `max_logged_bodies`
+        most recent ones (see `reqlog`)."""
         return self.log.snapshot(
             since=since,
             include_entries=entries,

@@ -8,7 +8,8 @@ Every `/v1` request goes through the same pipeline, in this order:
 4. latency (fixed + seeded jitter);
 5. injected faults (see `faults`);
 6. the handler (for `$batch`: parts run one after another through steps 3, 5 and 6);
-7. persistence of changed rows (with a state file) and the request log.
+7. persistence of changed rows (with a state file) and the request log (with the request's
+   JSON body: each batch part logs its own).
 
 A batch part that cannot be read (no `application/http`, a relative URL) is answered 400
 inside the envelope without spending budget; every other part spends one unit.
@@ -135,6 +136,11 @@ class SandboxApp:
         fields.setdefault("throttled", None)
         fields.setdefault("fault", None)
         fields.setdefault("applied", False)
+        # The raw body becomes `body` (parsed, if the log keeps it) and `body_size`.
+        raw_body = fields.pop("raw_body", None)
+        if raw_body is not None:
+            fields["body_size"] = len(raw_body)
+            fields["body"] = log.parse_body(raw_body)
         fields["endpoint"] = endpoint_of(fields["method"], fields["path"])
         # Tokens sent in the query string do not belong in a log that tests print.
         fields["query"] = _TOKEN_IN_QUERY.sub(r"\1***", fields["query"])
@@ -164,7 +170,9 @@ class SandboxApp:
         sb = self.sb
         method, path = request.method, request.path
         query = request.query_string.decode("latin-1")
-        base = {"method": method, "path": path, "query": query}
+        # Size only: the form carries the refresh token, which a log must not hold.
+        size = request.content_length or 0
+        base = {"method": method, "path": path, "query": query, "body_size": size}
         self._hold(sb.next_latency())
         fault = sb.fault_injector.pick(method, path, in_batch=False)
         if fault is not None and fault.kind in STATUS_KINDS:
@@ -227,7 +235,7 @@ class SandboxApp:
         sb = self.sb
         method, path = request.method.upper(), request.path
         query = request.query_string.decode("latin-1")
-        base = {"method": method, "path": path, "query": query}
+        base = {"method": method, "path": path, "query": query, "raw_body": request.get_data()}
         header = request.headers.get("Authorization", "")
         token_in_query = None
         if header.lower().startswith("bearer "):
@@ -351,6 +359,7 @@ class SandboxApp:
             "query": url.query,
             "in_batch": True,
             "batch_seq": batch_seq,
+            "raw_body": part.body,
         }
         if part.error is not None or not (url.scheme and url.netloc):
             message = part.error or (f"Batch part URLs must be absolute (got '{part.url}').")
