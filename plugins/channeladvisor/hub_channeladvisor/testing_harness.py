@@ -2,8 +2,10 @@
 
 The channel double is the embedded sandbox (:class:`~hub_channeladvisor.sandbox.Sandbox`),
 started in-process on a free port for each test. The harness seeds it through its Python admin
-API, arms its fault switches, and reads back what the hub sent from its state and its request
-log. Adopting the contract is then::
+API, arms its fault switches (``error`` is the sandbox's ``400`` fault, carrying a
+ChannelAdvisor-style message), and reads back what the hub sent from its state and its request
+log (the JSON bodies the hub sent, so updates report real values). Adopting the contract is
+then::
 
     from hub_channeladvisor.testing_harness import ChannelAdvisorHarness
     from hub_core.testing import ChannelContract
@@ -19,7 +21,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from hub_channeladvisor.sandbox import (
     DEMO_APPLICATION_ID,
@@ -40,8 +42,10 @@ from hub_core.testing import (
 #: The checkout status the default ``checkout_statuses`` setting leaves out.
 EXCLUDED_CHECKOUT_STATUS = "NotVisited"
 DEFAULT_CHECKOUT_STATUSES = "Completed,CompletedAndVisited,CompletedOffline"
-#: Sandbox fault kinds for the harness's transient kinds.
-_FAULT_KIND = {"transient": "503", "rate_limited": "429"}
+#: Sandbox fault kinds for the harness's failure kinds.
+_FAULT_KIND = {"transient": "503", "rate_limited": "429", "error": "400"}
+#: The text of a whole call ChannelAdvisor refuses (ASP.NET's answer to a bad request).
+_INVALID_REQUEST = "The request is invalid."
 _PRODUCT_ID = re.compile(r"/Products\((\d+)\)")
 _ORDER_ID = re.compile(r"/Orders\((\d+)\)")
 
@@ -63,6 +67,8 @@ class ChannelAdvisorHarness(ChannelHarness):
     other_shipping_text = "FedEx - Home Delivery"
     carrier = "UPS"
     shipping_class = "Ground"
+    #: The product field the hub syncs prices into (the connection's default ``price_field``).
+    price_field: ClassVar[str] = "BuyItNowPrice"
 
     sandbox: Sandbox
 
@@ -73,8 +79,6 @@ class ChannelAdvisorHarness(ChannelHarness):
         self.access_token = self.sandbox.issue_access_token(DEMO_REFRESH_TOKEN)
         self.skus: dict[int, str] = {}
         self.order_ids: list[int] = []
-        #: Orders made to refuse shipments: order id -> the ShippingStatus to restore.
-        self.refusing: dict[int, str] = {}
 
     def stop(self) -> None:
         """Stop the sandbox."""
@@ -113,7 +117,7 @@ class ChannelAdvisorHarness(ChannelHarness):
                 "Sku": sku,
                 "Title": f"Product {sku}",
                 "Quantity": quantity,
-                "BuyItNowPrice": float(price),
+                self.price_field: float(price),
             }
         )
         self.skus[product_id] = sku
@@ -171,20 +175,20 @@ class ChannelAdvisorHarness(ChannelHarness):
     ) -> None:
         """A sandbox fault rule on the requests of ``operation`` (and ``ref``).
 
-        ``error`` is supported for ``sync_orders`` of one order: the order is made one that
-        ChannelAdvisor refuses to ship (400) until :meth:`clear_failures`.
+        ``transient`` answers 503, ``rate_limited`` 429 and ``error`` 400 with an OData error
+        whose message names the refused record; nothing of a failed request is applied. A
+        ``ref`` targets that record's requests only (a product's by its ID, batch parts
+        included; an order's Ship or Export).
         """
-        if kind == "error":
-            if operation != "sync_orders" or ref is None:
-                raise NotImplementedError(
-                    "the sandbox has no permanent-error fault; only one order's shipments "
-                    "can be refused (fail('sync_orders', kind='error', ref=ORDER_ID))"
-                )
-            self._refuse_shipments(int(ref))
-            return
         pattern, method, scope = self._target(operation, ref)
+        message = self._error_message(operation, ref) if kind == "error" else None
         self.sandbox.add_fault(
-            _FAULT_KIND[kind], pattern=pattern, method=method, count=times, scope=scope
+            _FAULT_KIND[kind],
+            pattern=pattern,
+            method=method,
+            count=times,
+            scope=scope,
+            message=message,
         )
 
     def _target(self, operation: str, ref: str | None) -> tuple[str, str | None, str]:
@@ -208,31 +212,27 @@ class ChannelAdvisorHarness(ChannelHarness):
             return "/v1/Profiles", "GET", "any"
         raise NotImplementedError(f"ChannelAdvisor has no requests for {operation}")
 
-    def _refuse_shipments(self, order_id: int) -> None:
-        store = self.sandbox.store
-        with store.lock:
-            row = store.orders.rows[order_id]
-            self.refusing.setdefault(order_id, row["ShippingStatus"])
-            store.orders.set_value(row, "ShippingStatus", "Canceled")
-            store.orders.version += 1
+    def _error_message(self, operation: str, ref: str | None) -> str:
+        """What ChannelAdvisor says when it refuses the record (or the call)."""
+        if ref is None:
+            return _INVALID_REQUEST
+        if operation == "sync_orders":
+            return f"Order {ref} cannot be shipped."
+        if operation == "acknowledge_orders":
+            return f"Order {ref} cannot be marked exported."
+        if operation == "sync_listings":
+            [product] = self._products(ref)
+            return f"Product {product['ID']} cannot be updated."
+        return _INVALID_REQUEST
 
     def clear_failures(self) -> None:
-        """Remove every fault rule; orders made to refuse shipments take them again."""
+        """Remove every fault rule."""
         self.sandbox.clear_faults()
-        store = self.sandbox.store
-        with store.lock:
-            for order_id, status in self.refusing.items():
-                row = store.orders.rows[order_id]
-                store.orders.set_value(row, "ShippingStatus", status)
-                store.orders.version += 1
-        self.refusing.clear()
 
     def armed_failures(self) -> int:
-        """Fault rules with requests left to fail (an unlimited one counts), and refusing
-        orders."""
+        """Fault rules with requests left to fail (an unlimited one counts)."""
         rules = self.sandbox.faults.rules
-        armed = sum(1 for rule in rules if rule.count is None or rule.count > 0)
-        return armed + len(self.refusing)
+        return sum(1 for rule in rules if rule.count is None or rule.count > 0)
 
     # -- reading back -----------------------------------------------------------------------
 
@@ -244,11 +244,17 @@ class ChannelAdvisorHarness(ChannelHarness):
             return None
         product = found[0]
         quantity = sum(dc["AvailableQuantity"] for dc in product["DCQuantities"])
-        return ChannelProduct(sku, quantity, Decimal(str(product["BuyItNowPrice"])))
+        return ChannelProduct(sku, quantity, Decimal(str(product[self.price_field])))
 
     def received_updates(self) -> list[ReceivedUpdate]:
-        """Applied ``UpdateQuantity`` (quantity) and ``PATCH Products`` (price) requests, batch
-        parts included, from the request log."""
+        """Applied ``UpdateQuantity`` and ``PATCH Products`` requests, batch parts included,
+        with the values their bodies carried (from the request log).
+
+        ``UpdateQuantity`` reports ``quantity``: the ``Quantity`` of its one update (a dict of
+        distribution center ID -> ``Quantity`` if it carried several). A ``PATCH`` reports
+        each field it carried: :attr:`price_field` as ``price`` (a Decimal), any other field
+        under its ChannelAdvisor name, so a PATCH that sends more than the price shows it.
+        """
         updates = []
         for entry in self.sandbox.log.entries():
             match = _PRODUCT_ID.search(entry.path)
@@ -256,10 +262,29 @@ class ChannelAdvisorHarness(ChannelHarness):
                 continue
             sku = self.skus.get(int(match.group(1)), match.group(1))
             if entry.method == "POST" and entry.path.endswith("/UpdateQuantity"):
-                updates.append(ReceivedUpdate(sku, {"quantity": None}))
+                value = self._body_of(entry)["Value"]
+                quantities = {u["DistributionCenterID"]: u["Quantity"] for u in value["Updates"]}
+                quantity = next(iter(quantities.values())) if len(quantities) == 1 else quantities
+                updates.append(ReceivedUpdate(sku, {"quantity": quantity}))
             elif entry.method == "PATCH":
-                updates.append(ReceivedUpdate(sku, {"price": None}))
+                fields: dict[str, Any] = {}
+                for name, value in self._body_of(entry).items():
+                    if name == self.price_field:
+                        fields["price"] = Decimal(str(value))
+                    else:
+                        fields[name] = value
+                updates.append(ReceivedUpdate(sku, fields))
         return updates
+
+    @staticmethod
+    def _body_of(entry: Any) -> dict[str, Any]:
+        """The JSON object an applied request sent (the sandbox accepted it, so it is one)."""
+        if not isinstance(entry.body, dict):
+            raise AssertionError(
+                f"the sandbox's log kept no body for {entry.method} {entry.path} "
+                f"(seq {entry.seq}, {entry.body_size} bytes): raise Sandbox.max_logged_bodies"
+            )
+        return entry.body
 
     def received_shipments(self) -> list[ReceivedShipment]:
         """Shipped fulfillments of the harness's orders, in the order they were shipped; an
