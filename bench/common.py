@@ -200,13 +200,15 @@ def note(text: str) -> None:
 # --- workers ------------------------------------------------------------------------------
 
 
-def run_worker(script: str, args: Sequence[str], *, env: Mapping[str, str] | None = None) -> Any:
-    """Run ``python bench/<script> --worker ARGS`` and return the JSON it prints last.
+def run_worker(
+    script: str, worker: str, args: Sequence[str], *, env: Mapping[str, str] | None = None
+) -> Any:
+    """Run ``python bench/<script> --worker WORKER ARGS``; return the JSON it prints last.
 
     The child's stderr passes through; its peak RSS is its own (``ru_maxrss`` of the child,
     which the worker reports itself).
     """
-    command = [sys.executable, str(BENCH_DIR / script), "--worker", *args]
+    command = [sys.executable, str(BENCH_DIR / script), "--worker", worker, *args]
     completed = subprocess.run(
         command,
         stdout=subprocess.PIPE,
@@ -215,7 +217,7 @@ def run_worker(script: str, args: Sequence[str], *, env: Mapping[str, str] | Non
         env={**os.environ, **(env or {})},
     )
     if completed.returncode != 0:
-        raise RuntimeError(f"worker {script} {' '.join(args)} exited {completed.returncode}")
+        raise RuntimeError(f"worker {script} {worker} exited {completed.returncode}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -585,3 +587,53 @@ def settle_on_completion() -> None:
 
     limiter_module.RateWindow.acquire = acquire
     limiter_module.Limiter.slot = slot
+
+
+def chunked_run_records(chunk: int = 5000) -> None:
+    """EXPERIMENT (a proposed core change, off unless asked): store a run's records in
+    inserts of ``chunk`` rows instead of one.
+
+    ``RunRecorder.__exit__`` inserts every record of the run in ONE executemany; for 100k
+    records SQLAlchemy's parameter processing holds about 100 MB more at once. Here the
+    original ``__exit__`` runs with no records (it stores the run row and counts), then the
+    records are inserted in chunks; the result keeps its records.
+    """
+    from sqlalchemy import insert
+
+    from hub_core.models import RunRecord
+    from hub_core.services import runs
+
+    original_exit = runs.RunRecorder.__exit__
+
+    def __exit__(self: Any, exc_type: Any, exc: Any, tb: Any) -> None:
+        records, self.records = self.records, []
+        try:
+            original_exit(self, exc_type, exc, tb)
+        finally:
+            self.records = records
+        if records and self.run_id is not None:
+            with self.hub.db.session() as session:
+                for start in range(0, len(records), chunk):
+                    session.execute(
+                        insert(RunRecord),
+                        [
+                            {"run_id": self.run_id, **r.to_json()}
+                            for r in records[start : start + chunk]
+                        ],
+                    )
+
+    runs.RunRecorder.__exit__ = __exit__
+
+
+#: Proposed changes a benchmark can try (``--experiment NAME[,NAME]``).
+EXPERIMENTS = {"settle": settle_on_completion, "chunked-records": chunked_run_records}
+
+
+def apply_experiments(names: str | None) -> list[str]:
+    """Apply the named experiments (a comma list); return their names."""
+    chosen = [n.strip() for n in (names or "").split(",") if n.strip()]
+    for name in chosen:
+        if name not in EXPERIMENTS:
+            raise SystemExit(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
+        EXPERIMENTS[name]()
+    return chosen

@@ -151,8 +151,7 @@ def worker_hub_sync(args: argparse.Namespace) -> None:
     from hub_core.services import Hub
     from hub_core.services.listings import sync_listings
 
-    if args.experiment == "settle":
-        common.settle_on_completion()
+    common.apply_experiments(args.experiment)
     hub = Hub.open(args.db)
     limiter = common.scale_client(hub, common.scale_of(args))
     rss_before = common.current_rss_mb()
@@ -234,23 +233,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         hub.db.dispose()
         setup_seconds = time.perf_counter() - started
         worker_args = ["--db", common.database_url(Path(tmp)), *scale.args()]
+        if args.experiment:
+            worker_args += ["--experiment", args.experiment]
 
         common.note(f"hub: syncing {len(changes):,} changed listings")
         sandbox.fresh()
         hub_run = common.run_worker(
             "listing_sync.py",
+            "hub-sync",
             [
-                "hub-sync",
                 *worker_args,
                 *(["--profile", args.profile] if args.profile else []),
-                *(["--experiment", args.experiment] if args.experiment else []),
             ],
         )
         hub_log = sandbox.stats()
 
         common.note("hub: syncing again with nothing changed")
         sandbox.fresh()
-        again_run = common.run_worker("listing_sync.py", ["hub-sync", *worker_args])
+        again_run = common.run_worker("listing_sync.py", "hub-sync", worker_args)
         again_log = sandbox.stats()
 
         ids = {sku: pid for sku, pid, _, _ in products}
@@ -272,7 +272,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         plan_file.write_text(json.dumps(plan))
         common.note(f"naive: {len(updates):,} listings, one request per field")
         sandbox.fresh()
-        naive_run = common.run_worker("listing_sync.py", ["naive", "--plan", str(plan_file)])
+        naive_run = common.run_worker("listing_sync.py", "naive", ["--plan", str(plan_file)])
         naive_log = sandbox.stats()
 
     fields = sum(2 if price_changed else 1 for _, _, price_changed in changes.values())
@@ -483,8 +483,8 @@ def main() -> None:
     parser.add_argument("--profile", help="write a cProfile of the hub's sync to this file")
     parser.add_argument(
         "--experiment",
-        choices=["settle"],
-        help="try a proposed client change in the hub's run (see common.settle_on_completion)",
+        help="try proposed changes in the hub's runs: a comma list of "
+        f"{', '.join(common.EXPERIMENTS)} (see common.py)",
     )
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--plan", help=argparse.SUPPRESS)
