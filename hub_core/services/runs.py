@@ -14,6 +14,9 @@ from hub_core.models import Connection, Run, RunRecord, utcnow
 from hub_core.services.context import Hub, OperationResult, RecordResult
 
 
+RECORDS_PER_INSERT = 5000
+
+
 class RunRecorder:
     """Records one operation call as a :class:`~hub_core.models.Run`.
 
@@ -99,10 +102,14 @@ class RunRecorder:
             run.counts = dict(self.counts)
             run.message = self.message
             run.finished_at = utcnow()
-            if self.records:
+            # In slices: one executemany of 100k records holds ~100 MB of parameters at once.
+            for start in range(0, len(self.records), RECORDS_PER_INSERT):
                 session.execute(
                     insert(RunRecord),
-                    [{"run_id": self.run_id, **r.to_json()} for r in self.records],
+                    [
+                        {"run_id": self.run_id, **r.to_json()}
+                        for r in self.records[start : start + RECORDS_PER_INSERT]
+                    ],
                 )
         if isinstance(exc, HubError):
             exc.run_result = self.result()
