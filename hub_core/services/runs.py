@@ -13,7 +13,6 @@ from hub_core.errors import HubError, InvalidInput, NotFound, NotSupported, reda
 from hub_core.models import Connection, Run, RunRecord, utcnow
 from hub_core.services.context import Hub, OperationResult, RecordResult
 
-
 RECORDS_PER_INSERT = 5000
 
 
