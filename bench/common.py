@@ -55,6 +55,8 @@ class Bound:
     rate_per_minute: float
     latency: float
     in_flight: int = REAL_IN_FLIGHT
+    #: Seconds of the sliding rate window (for :attr:`window_seconds`).
+    window: float = 0.0
 
     @property
     def rate_seconds(self) -> float:
@@ -70,6 +72,21 @@ class Bound:
     def seconds(self) -> float:
         """The bound: the larger of the two."""
         return max(self.rate_seconds, self.latency_seconds)
+
+    @property
+    def window_seconds(self) -> float:
+        """The least time to spend the units in a sliding window that holds a full window's
+        budget (2,000 units) at once: ``floor((units - 1) / 2000)`` windows. Below
+        :attr:`rate_seconds` by up to one window: a client may burst at the start."""
+        if not self.window:
+            return self.rate_seconds
+        burst = self.rate_per_minute * self.window / 60.0
+        return math.floor(max(self.units - 1, 0) / burst) * self.window
+
+    @property
+    def strict_seconds(self) -> float:
+        """The bound with the burst allowed: ``max(window_seconds, latency_seconds)``."""
+        return max(self.window_seconds, self.latency_seconds)
 
     @property
     def limited_by(self) -> str:
@@ -88,6 +105,8 @@ class Bound:
             "latency_seconds": round(self.latency_seconds, 3),
             "seconds": round(self.seconds, 3),
             "limited_by": self.limited_by,
+            "window_seconds": round(self.window_seconds, 3),
+            "strict_seconds": round(self.strict_seconds, 3),
         }
 
 

@@ -277,7 +277,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     fields = sum(2 if price_changed else 1 for _, _, price_changed in changes.values())
     round_trips, units = common.batched(fields)
-    bound = Bound(units, round_trips, scale.rate_per_minute, scale.latency)
+    bound = Bound(units, round_trips, scale.rate_per_minute, scale.latency, window=scale.window)
     return report(
         args,
         scale,
@@ -317,6 +317,7 @@ def report(
             "units_per_field": round(hub_log["units"] / fields, 3) if fields else None,
             "seconds": hub_run["seconds"],
             "x_bound": common.ratio(hub_run["seconds"], bound.seconds),
+            "x_strict_bound": common.ratio(hub_run["seconds"], bound.strict_seconds),
             "status_429": hub_log["status_429"],
             "max_in_flight": hub_log["max_in_flight"],
             "peak_rss_mb": hub_run["peak_rss_mb"],
@@ -450,7 +451,9 @@ def render(report: Mapping[str, Any]) -> str:
         f"rate 2,000 units per {scale['window_s']:g} s (= {scale['rate_per_minute']:,.0f}/min, "
         f"F={scale['factor']:g}); 5 in flight",
         f"bound: {bound['seconds']:.2f} s, set by {bound['limited_by']} (rate "
-        f"{bound['rate_seconds']:.2f} s, latency {bound['latency_seconds']:.2f} s)",
+        f"{bound['rate_seconds']:.2f} s, latency {bound['latency_seconds']:.2f} s); with the "
+        f"window's 2,000-unit burst allowed: {bound['strict_seconds']:.2f} s (hub: "
+        f"x{report['rows'][0]['x_strict_bound']:.2f})",
         "",
         common.table(report["rows"], COLUMNS),
         "",
