@@ -65,8 +65,9 @@ class Bound:
 
     @property
     def latency_seconds(self) -> float:
-        """Time to make the round trips, ``in_flight`` at once."""
-        return self.round_trips * self.latency / self.in_flight
+        """Time to make the round trips, ``in_flight`` at once (whole rounds: one round trip
+        takes a latency however few there are)."""
+        return math.ceil(self.round_trips / self.in_flight) * self.latency
 
     @property
     def seconds(self) -> float:
@@ -608,44 +609,8 @@ def settle_on_completion() -> None:
     limiter_module.Limiter.slot = slot
 
 
-def chunked_run_records(chunk: int = 5000) -> None:
-    """EXPERIMENT (a proposed core change, off unless asked): store a run's records in
-    inserts of ``chunk`` rows instead of one.
-
-    ``RunRecorder.__exit__`` inserts every record of the run in ONE executemany; for 100k
-    records SQLAlchemy's parameter processing holds about 100 MB more at once. Here the
-    original ``__exit__`` runs with no records (it stores the run row and counts), then the
-    records are inserted in chunks; the result keeps its records.
-    """
-    from sqlalchemy import insert
-
-    from hub_core.models import RunRecord
-    from hub_core.services import runs
-
-    original_exit = runs.RunRecorder.__exit__
-
-    def __exit__(self: Any, exc_type: Any, exc: Any, tb: Any) -> None:
-        records, self.records = self.records, []
-        try:
-            original_exit(self, exc_type, exc, tb)
-        finally:
-            self.records = records
-        if records and self.run_id is not None:
-            with self.hub.db.session() as session:
-                for start in range(0, len(records), chunk):
-                    session.execute(
-                        insert(RunRecord),
-                        [
-                            {"run_id": self.run_id, **r.to_json()}
-                            for r in records[start : start + chunk]
-                        ],
-                    )
-
-    runs.RunRecorder.__exit__ = __exit__
-
-
 #: Proposed changes a benchmark can try (``--experiment NAME[,NAME]``).
-EXPERIMENTS = {"settle": settle_on_completion, "chunked-records": chunked_run_records}
+EXPERIMENTS = {"settle": settle_on_completion}
 
 
 def apply_experiments(names: str | None) -> list[str]:
