@@ -432,7 +432,7 @@ class BenchSandbox:
     """
 
     def __init__(self, scale: Scale, *, seed: int = 1, **settings: Any) -> None:
-        from hub_channeladvisor.sandbox import Sandbox
+        from hub_channeladvisor_sandbox import Sandbox
 
         self.scale = scale
         self.sandbox = Sandbox(
@@ -455,7 +455,7 @@ class BenchSandbox:
 
     def connection_values(self) -> dict[str, str]:
         """The ``--set`` values of a ChannelAdvisor connection to this sandbox."""
-        from hub_channeladvisor.sandbox import (
+        from hub_channeladvisor_sandbox import (
             DEMO_APPLICATION_ID,
             DEMO_PROFILE_ID,
             DEMO_REFRESH_TOKEN,

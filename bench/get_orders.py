@@ -249,7 +249,7 @@ def seed_orders(sandbox: common.BenchSandbox, count: int) -> None:
 
 def exported_count(sandbox: common.BenchSandbox) -> int:
     """Orders the sandbox holds as exported by the demo application."""
-    from hub_channeladvisor.sandbox import DEMO_APPLICATION_ID
+    from hub_channeladvisor_sandbox import DEMO_APPLICATION_ID
 
     store = sandbox.sandbox.store
     with store.lock:

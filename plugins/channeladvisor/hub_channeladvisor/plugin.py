@@ -44,7 +44,6 @@ from hub_core.channel import (
 from hub_core.errors import HubError, redact
 
 if TYPE_CHECKING:
-    import click
     from marshmallow import Schema
 
 CHANNEL = "channeladvisor"
@@ -122,16 +121,6 @@ def hub_connection_schema() -> type[Schema]:
 def hub_settings_schema() -> type[Schema]:
     """See :class:`hub_channeladvisor.schemas.SettingsSchema`."""
     return SettingsSchema
-
-
-@hookimpl
-def hub_register_commands(cli: click.Group) -> None:
-    """Add ``hub channeladvisor sandbox`` and ``hub demo`` (both run the embedded sandbox)."""
-    from hub_channeladvisor.demo import demo_command
-    from hub_channeladvisor.sandbox.cli import channeladvisor
-
-    cli.add_command(channeladvisor, CHANNEL)
-    cli.add_command(demo_command, "demo")
 
 
 @hookimpl

@@ -12,17 +12,17 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("hub_channeladvisor.sandbox")
+pytest.importorskip("hub_channeladvisor_sandbox")
 
 from hub_channeladvisor import plugin
-from hub_channeladvisor.sandbox import (
+from hub_channeladvisor_sandbox import (
     DEMO_APPLICATION_ID,
     DEMO_PROFILE_ID,
     DEMO_REFRESH_TOKEN,
     DEMO_SHARED_SECRET,
     Sandbox,
 )
-from hub_channeladvisor.sandbox import testing as sandbox_testing
+from hub_channeladvisor_sandbox import testing as sandbox_testing
 from hub_core.channel import (
     CatalogItem,
     ChannelConnection,

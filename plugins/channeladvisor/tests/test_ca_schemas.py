@@ -131,16 +131,3 @@ def test_the_plugin_declares_the_channel_through_its_entry_point() -> None:
     }
     assert channel.connection_schema is ConnectionSchema
     assert channel.plugin is plugin or channel.plugin.__name__ == plugin.__name__
-
-
-def test_the_sandbox_commands_are_added_under_the_channel_name() -> None:
-    import click
-
-    pytest.importorskip("hub_channeladvisor.sandbox.cli")
-
-    @click.group()
-    def cli() -> None:
-        pass
-
-    plugin.hub_register_commands(cli=cli)
-    assert "sandbox" in cli.commands["channeladvisor"].commands

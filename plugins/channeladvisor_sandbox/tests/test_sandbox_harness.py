@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from hub_channeladvisor.sandbox.testing import SandboxApi
-from hub_channeladvisor.testing_harness import ChannelAdvisorHarness
+from hub_channeladvisor_sandbox.harness import ChannelAdvisorHarness
+from hub_channeladvisor_sandbox.testing import SandboxApi
 from hub_core.testing import ReceivedUpdate
 from hub_core.testing.contract import open_world
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from hub_channeladvisor.sandbox import (
+from hub_channeladvisor_sandbox import (
     DEMO_APPLICATION_ID,
     DEMO_PROFILE_ID,
     DEMO_REFRESH_TOKEN,
@@ -17,8 +17,8 @@ from hub_channeladvisor.sandbox import (
     OTHER_PROFILE_ID,
     Sandbox,
 )
-from hub_channeladvisor.sandbox import cli as cli_module
-from hub_channeladvisor.sandbox.testing import SandboxApi
+from hub_channeladvisor_sandbox import cli as cli_module
+from hub_channeladvisor_sandbox.testing import SandboxApi
 
 
 def test_context_manager_starts_and_stops() -> None:

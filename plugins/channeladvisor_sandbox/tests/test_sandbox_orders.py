@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 import requests
 
-from hub_channeladvisor.sandbox import (
+from hub_channeladvisor_sandbox import (
     DEMO_APPLICATION_ID,
     DEMO_PROFILE_ID,
     OTHER_PROFILE_ID,
     Sandbox,
 )
-from hub_channeladvisor.sandbox.testing import SandboxApi
+from hub_channeladvisor_sandbox.testing import SandboxApi
 
 P = DEMO_PROFILE_ID
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import requests
 
-from hub_channeladvisor.sandbox import DEMO_REFRESH_TOKEN, AdminError, Sandbox
-from hub_channeladvisor.sandbox.reqlog import MAX_BODY_BYTES, RequestLog
-from hub_channeladvisor.sandbox.testing import SandboxApi, fetch_access_token
+from hub_channeladvisor_sandbox import DEMO_REFRESH_TOKEN, AdminError, Sandbox
+from hub_channeladvisor_sandbox.reqlog import MAX_BODY_BYTES, RequestLog
+from hub_channeladvisor_sandbox.testing import SandboxApi, fetch_access_token
 
 QTY = {"Value": {"UpdateType": "Absolute", "Updates": [{"DistributionCenterID": 0, "Quantity": 3}]}}
 

@@ -6,7 +6,7 @@ Fulfillments, `$batch`), enforces the real limits (requests per minute per profi
 in flight per application), injects latency and faults deterministically from a seed, and
 offers an admin surface under `/_sandbox/` plus the same operations in Python.
 
-    from hub_channeladvisor.sandbox import Sandbox
+    from hub_channeladvisor_sandbox import Sandbox
     with Sandbox(seed=1) as sb:           # starts on a free port
         sb.seed_products(count=100)
         print(sb.url)

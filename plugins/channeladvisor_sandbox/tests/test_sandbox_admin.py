@@ -7,14 +7,14 @@ from typing import Any
 import pytest
 import requests
 
-from hub_channeladvisor.sandbox import (
+from hub_channeladvisor_sandbox import (
     DEMO_APPLICATION_ID,
     DEMO_PROFILE_ID,
     DEMO_REFRESH_TOKEN,
     AdminError,
     Sandbox,
 )
-from hub_channeladvisor.sandbox.testing import SandboxApi, fetch_access_token
+from hub_channeladvisor_sandbox.testing import SandboxApi, fetch_access_token
 
 
 class Admin:

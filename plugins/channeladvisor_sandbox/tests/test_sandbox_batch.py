@@ -6,8 +6,8 @@ from typing import Any
 
 import requests
 
-from hub_channeladvisor.sandbox import DEMO_PROFILE_ID, Sandbox
-from hub_channeladvisor.sandbox.testing import SandboxApi, build_batch
+from hub_channeladvisor_sandbox import DEMO_PROFILE_ID, Sandbox
+from hub_channeladvisor_sandbox.testing import SandboxApi, build_batch
 
 QTY = {"Value": {"UpdateType": "Absolute", "Updates": [{"DistributionCenterID": 0, "Quantity": 3}]}}
 

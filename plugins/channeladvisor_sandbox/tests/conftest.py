@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from hub_channeladvisor.sandbox import DEMO_PROFILE_ID, OTHER_PROFILE_ID, Sandbox
-from hub_channeladvisor.sandbox.testing import ca_api, ca_sandbox
+from hub_channeladvisor_sandbox import DEMO_PROFILE_ID, OTHER_PROFILE_ID, Sandbox
+from hub_channeladvisor_sandbox.testing import ca_api, ca_sandbox
 
 __all__ = ["ca_api", "ca_sandbox"]
 

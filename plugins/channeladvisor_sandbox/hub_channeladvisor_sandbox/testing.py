@@ -2,7 +2,7 @@
 
 A conftest can import the fixtures::
 
-    from hub_channeladvisor.sandbox.testing import ca_api, ca_sandbox  # noqa: F401
+    from hub_channeladvisor_sandbox.testing import ca_api, ca_sandbox  # noqa: F401
 
 * `ca_sandbox`: a fresh `Sandbox` on a free port (function scope), stopped afterwards;
 * `ca_api`: a `SandboxApi` on it (a `requests` session with a valid Bearer token).

@@ -1,13 +1,13 @@
 """The ChannelAdvisor harness for the hub's channel contract suite (:mod:`hub_core.testing`).
 
-The channel double is the embedded sandbox (:class:`~hub_channeladvisor.sandbox.Sandbox`),
+The channel double is the embedded sandbox (:class:`~hub_channeladvisor_sandbox.Sandbox`),
 started in-process on a free port for each test. The harness seeds it through its Python admin
 API, arms its fault switches (``error`` is the sandbox's ``400`` fault, carrying a
 ChannelAdvisor-style message), and reads back what the hub sent from its state and its request
 log (the JSON bodies the hub sent, so updates report real values). Adopting the contract is
 then::
 
-    from hub_channeladvisor.testing_harness import ChannelAdvisorHarness
+    from hub_channeladvisor_sandbox.harness import ChannelAdvisorHarness
     from hub_core.testing import ChannelContract
 
 
@@ -23,14 +23,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from hub_channeladvisor.sandbox import (
+from hub_channeladvisor_sandbox import (
     DEMO_APPLICATION_ID,
     DEMO_PROFILE_ID,
     DEMO_REFRESH_TOKEN,
     DEMO_SHARED_SECRET,
     Sandbox,
 )
-from hub_channeladvisor.sandbox.constants import SHIPPING_DELIVERY_STATUSES
+from hub_channeladvisor_sandbox.constants import SHIPPING_DELIVERY_STATUSES
 from hub_core.testing import (
     ChannelHarness,
     ChannelProduct,

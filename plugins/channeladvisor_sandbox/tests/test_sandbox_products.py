@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from hub_channeladvisor.sandbox import DEMO_PROFILE_ID, OTHER_PROFILE_ID, Sandbox
-from hub_channeladvisor.sandbox.testing import SandboxApi
+from hub_channeladvisor_sandbox import DEMO_PROFILE_ID, OTHER_PROFILE_ID, Sandbox
+from hub_channeladvisor_sandbox.testing import SandboxApi
 
 P = DEMO_PROFILE_ID
 

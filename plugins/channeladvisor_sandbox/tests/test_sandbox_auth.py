@@ -6,7 +6,7 @@ import time
 
 import requests
 
-from hub_channeladvisor.sandbox import (
+from hub_channeladvisor_sandbox import (
     DEMO_APPLICATION_ID,
     DEMO_PROFILE_ID,
     DEMO_REFRESH_TOKEN,
@@ -14,7 +14,7 @@ from hub_channeladvisor.sandbox import (
     OTHER_PROFILE_ID,
     Sandbox,
 )
-from hub_channeladvisor.sandbox.testing import SandboxApi, fetch_access_token
+from hub_channeladvisor_sandbox.testing import SandboxApi, fetch_access_token
 
 DENIED = {"error": {"code": "", "message": "Authorization has been denied for this request."}}
 

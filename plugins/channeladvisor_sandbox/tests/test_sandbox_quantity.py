@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from hub_channeladvisor.sandbox import DEMO_PROFILE_ID, OTHER_PROFILE_ID, Sandbox
-from hub_channeladvisor.sandbox.testing import SandboxApi
+from hub_channeladvisor_sandbox import DEMO_PROFILE_ID, OTHER_PROFILE_ID, Sandbox
+from hub_channeladvisor_sandbox.testing import SandboxApi
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import requests
 
-from hub_channeladvisor.sandbox import FaultConfig, FaultRule, Sandbox
-from hub_channeladvisor.sandbox.testing import SandboxApi, fetch_access_token
+from hub_channeladvisor_sandbox import FaultConfig, FaultRule, Sandbox
+from hub_channeladvisor_sandbox.testing import SandboxApi, fetch_access_token
 
 SHIP = {
     "Value": {

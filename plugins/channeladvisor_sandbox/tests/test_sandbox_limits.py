@@ -7,8 +7,8 @@ import time
 
 import requests
 
-from hub_channeladvisor.sandbox import DEMO_PROFILE_ID, OTHER_PROFILE_ID, Sandbox
-from hub_channeladvisor.sandbox.testing import SandboxApi
+from hub_channeladvisor_sandbox import DEMO_PROFILE_ID, OTHER_PROFILE_ID, Sandbox
+from hub_channeladvisor_sandbox.testing import SandboxApi
 
 TOO_MANY = {"Message": "Too Many Requests"}
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from hub_channeladvisor.sandbox import (
+from hub_channeladvisor_sandbox import (
     DEMO_APPLICATION_ID,
     DEMO_PROFILE_ID,
     DEMO_REFRESH_TOKEN,
