@@ -39,6 +39,10 @@ class ListingStatus(enum.StrEnum):
     NOT_FOUND = "not_found"
     AMBIGUOUS = "ambiguous"
     BROKEN = "broken"
+    #: The channel's product cannot take the hub's values (a parent or bundle product).
+    UNSUPPORTED = "unsupported"
+    #: Kept off this connection by the merchant (never looked up, linked or synced there).
+    EXCLUDED = "excluded"
 
 
 class Outcome(enum.StrEnum):
