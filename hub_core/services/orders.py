@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from hub_core.channel import ChannelConnection, ChannelOrder, Outcome
 from hub_core.errors import InvalidInput, NotFound, RequirementNotMet
-from hub_core.models import Connection, Order, OrderLine, utcnow
+from hub_core.models import Connection, Order, OrderLine, Shipment, utcnow
 from hub_core.plugins import Channel
 from hub_core.services.connections import get_connection, open_connection
 from hub_core.services.context import Hub, OperationResult
@@ -221,8 +221,6 @@ def order_to_json(order: Order, *, detail: bool = False) -> dict[str, Any]:
         "acknowledged": order.acknowledged_at is not None,
     }
     if detail:
-        from hub_core.services.shipments import shipment_to_json
-
         data["created_at"] = (
             order.channel_created_at.isoformat() if order.channel_created_at else None
         )
@@ -231,6 +229,27 @@ def order_to_json(order: Order, *, detail: bool = False) -> dict[str, Any]:
         data["addresses"] = order.addresses
         data["shipments"] = [shipment_to_json(s) for s in order.shipments]
     return data
+
+
+def shipment_ref(shipment_id: int) -> str:
+    """The hub's public id of a shipment (ChannelAdvisor: SellerFulfillmentID)."""
+    return f"hub-{shipment_id}"
+
+
+def shipment_to_json(shipment: Shipment) -> dict[str, Any]:
+    """A shipment's JSON shape."""
+    return {
+        "shipment_id": shipment_ref(shipment.id),
+        "channel_order_id": shipment.order.channel_order_id,
+        "tracking": shipment.tracking,
+        "carrier": shipment.carrier,
+        "class": shipment.shipping_class,
+        "shipped_at": shipment.shipped_at.isoformat(),
+        "complete": shipment.complete,
+        "lines": [{"sku": ln.order_line.sku, "quantity": ln.quantity} for ln in shipment.lines],
+        "sync_status": shipment.sync_status,
+        "sync_error": shipment.sync_error,
+    }
 
 
 def shipped_quantities(order: Order) -> dict[int, int]:

@@ -18,7 +18,13 @@ from hub_core.models import Order, Shipment, ShipmentLine, utcnow
 from hub_core.services.catalog import not_utf8
 from hub_core.services.connections import get_connection, open_connection
 from hub_core.services.context import Hub, OperationResult
-from hub_core.services.orders import CANCELLED, get_order, shipped_quantities
+from hub_core.services.orders import (
+    CANCELLED,
+    get_order,
+    shipment_ref,
+    shipment_to_json,
+    shipped_quantities,
+)
 from hub_core.services.runs import RunRecorder
 from hub_core.services.shipping import HELD
 
@@ -26,11 +32,6 @@ CHUNK = 500
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 CSV_REQUIRED = ("channel_order_id", "tracking", "carrier", "class")
 CSV_OPTIONAL = ("sku", "quantity", "shipped_at")
-
-
-def shipment_ref(shipment_id: int) -> str:
-    """The hub's public id of a shipment (ChannelAdvisor: SellerFulfillmentID)."""
-    return f"hub-{shipment_id}"
 
 
 def parse_shipped_at(value: str | None) -> datetime:
@@ -166,22 +167,6 @@ def ship_order(
             shipped_at=shipped_at or utcnow(),
         )
         return shipment_to_json(shipment) | {"order_status": order.status}
-
-
-def shipment_to_json(shipment: Shipment) -> dict[str, Any]:
-    """A shipment's JSON shape."""
-    return {
-        "shipment_id": shipment_ref(shipment.id),
-        "channel_order_id": shipment.order.channel_order_id,
-        "tracking": shipment.tracking,
-        "carrier": shipment.carrier,
-        "class": shipment.shipping_class,
-        "shipped_at": shipment.shipped_at.isoformat(),
-        "complete": shipment.complete,
-        "lines": [{"sku": ln.order_line.sku, "quantity": ln.quantity} for ln in shipment.lines],
-        "sync_status": shipment.sync_status,
-        "sync_error": shipment.sync_error,
-    }
 
 
 def import_shipments(hub: Hub, connection_name: str, file: str | Path) -> OperationResult:

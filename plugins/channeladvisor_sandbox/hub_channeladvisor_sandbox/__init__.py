@@ -25,7 +25,7 @@ from .constants import (
 )
 from .errors import AdminError
 from .faults import FaultConfig, FaultRule
-from .sandbox import Sandbox
+from .server import Sandbox
 
 __all__ = [
     "DEMO_APPLICATION_ID",

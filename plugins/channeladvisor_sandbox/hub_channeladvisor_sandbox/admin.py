@@ -52,7 +52,7 @@ from .errors import AdminError
 from .faults import FaultConfig, FaultRule
 
 if TYPE_CHECKING:
-    from .sandbox import Sandbox
+    from .sandbox import SandboxCore
 
 Handler = Callable[[Request, Any, "re.Match[str]"], Any]
 
@@ -70,7 +70,7 @@ def _flag(value: str | None, default: bool) -> bool:
 class AdminApi:
     """Routes `/_sandbox/...` requests to the Sandbox's admin methods."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: SandboxCore) -> None:
         self.sb = sandbox
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         add = self._add

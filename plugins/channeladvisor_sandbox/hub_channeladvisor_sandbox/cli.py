@@ -12,7 +12,7 @@ import threading
 import click
 
 from . import constants as c
-from .sandbox import Sandbox
+from .server import Sandbox
 
 
 def _serve_until_interrupted() -> None:

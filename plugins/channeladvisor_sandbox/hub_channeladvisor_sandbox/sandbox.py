@@ -1,4 +1,4 @@
-"""`Sandbox`: a local ChannelAdvisor REST API (see the package docstring) and its Python
+"""`SandboxCore`: a local ChannelAdvisor REST API (see the package docstring) and its Python
 admin API. Settings are plain attributes read on every request, so they can be changed at
 run time (`sb.latency_ms = 50`, `sb.configure(rate_limit_per_minute=10)` or
 `POST /_sandbox/config`).
@@ -12,8 +12,6 @@ import random
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
-
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from . import constants as c
 from .auth import Credentials
@@ -87,8 +85,10 @@ def _bulk_load() -> Iterator[None]:
             gc.enable()
 
 
-class Sandbox:
-    """A local stand-in for the ChannelAdvisor REST API, with switches and an admin API.
+class SandboxCore:
+    """A local stand-in for the ChannelAdvisor REST API, with switches and an admin API: all of
+    it but the HTTP server, which :class:`~.server.Sandbox` adds (so that the admin routes and
+    the WSGI app can depend on this class without an import circle).
 
     Args:
         seed: seeds generated data, latency jitter and fault draws.
@@ -150,8 +150,6 @@ class Sandbox:
         self._rng_lock = threading.Lock()
         self._generation = 0
         self._stop_event = threading.Event()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
         self.url: str | None = None
         self.configure(
             token_ttl=token_ttl,
@@ -332,68 +330,13 @@ class Sandbox:
         """Remove all fault rules."""
         self.fault_injector.replace(FaultConfig())
 
-    # -- server ----------------------------------------------------------------------------
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve in a background thread; return the base URL (e.g. http://127.0.0.1:5123)."""
-        if self._server is not None:
-            raise RuntimeError("the sandbox is already running")
-        from .server import QuietRequestHandler, SandboxApp
-
-        self._stop_event.clear()
-        server = make_server(
-            host, port, SandboxApp(self), threaded=True, request_handler=QuietRequestHandler
-        )
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"ca-sandbox-{server.server_port}",
-            daemon=True,
-        )
-        self._thread.start()
-        shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, host)
-        if ":" in shown and not shown.startswith("["):
-            shown = f"[{shown}]"
-        self.url = f"http://{shown}:{server.server_port}"
-        return self.url
-
-    @property
-    def base_url(self) -> str:
-        """The URL `start` returned (error if not started)."""
-        if self.url is None:
-            raise RuntimeError("the sandbox is not running")
-        return self.url
-
-    def stop(self) -> None:
-        """Stop serving (requests held by latency or faults are released) and save."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stop_event.set()
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._thread = None
-        self.url = None
-        self.persist()
-
-    def __enter__(self) -> Sandbox:
-        if self._server is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def persist(self) -> None:
         """Write pending changes to the state file (no-op without one)."""
         if self._state is not None:
             self._state.flush(self.store, self.credentials)
 
     def close(self) -> None:
-        """Stop and close the state file."""
-        self.stop()
+        """Close the state file (:class:`~.server.Sandbox` stops serving first)."""
         if self._state is not None:
             self._state.close()
             self._state = None

@@ -24,13 +24,14 @@ import math
 import re
 import socket
 import struct
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from werkzeug.serving import WSGIRequestHandler
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from . import batch as batch_mod
@@ -42,11 +43,10 @@ from .errors import ApiError
 from .faults import STATUS_KINDS, FaultRule
 from .limits import retry_after_seconds
 from .reqlog import LogEntry, endpoint_of
+from .sandbox import SandboxCore
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
-
-    from .sandbox import Sandbox
 
 
 _TOKEN_IN_QUERY = re.compile(r"(access_token=)[^&]*")
@@ -104,9 +104,9 @@ def _fault_error(rule: FaultRule, retry_after: bool, method: str, path: str) -> 
 
 
 class SandboxApp:
-    """The WSGI callable serving one Sandbox."""
+    """The WSGI callable serving one sandbox."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: SandboxCore) -> None:
         self.sb = sandbox
         self.api = Api(sandbox.store, sandbox)
         self.admin = AdminApi(sandbox)
@@ -428,3 +428,67 @@ class _CaseInsensitive(dict[str, str]):
 
     def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
         return super().get(key.lower(), default)
+
+
+class Sandbox(SandboxCore):
+    """The sandbox that serves itself over HTTP: ``with Sandbox(seed=1) as sb:`` starts it on a
+    free port (see :class:`~.sandbox.SandboxCore` for the settings and the Python admin API)."""
+
+    _server: BaseWSGIServer | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve in a background thread; return the base URL (e.g. http://127.0.0.1:5123)."""
+        if self._server is not None:
+            raise RuntimeError("the sandbox is already running")
+        self._stop_event.clear()
+        server = make_server(
+            host, port, SandboxApp(self), threaded=True, request_handler=QuietRequestHandler
+        )
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"ca-sandbox-{server.server_port}",
+            daemon=True,
+        )
+        self._thread.start()
+        shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, host)
+        if ":" in shown and not shown.startswith("["):
+            shown = f"[{shown}]"
+        self.url = f"http://{shown}:{server.server_port}"
+        return self.url
+
+    @property
+    def base_url(self) -> str:
+        """The URL `start` returned (error if not started)."""
+        if self.url is None:
+            raise RuntimeError("the sandbox is not running")
+        return self.url
+
+    def stop(self) -> None:
+        """Stop serving (requests held by latency or faults are released) and save."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stop_event.set()
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._thread = None
+        self.url = None
+        self.persist()
+
+    def __enter__(self) -> Sandbox:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def close(self) -> None:
+        """Stop serving and close the state file."""
+        self.stop()
+        super().close()

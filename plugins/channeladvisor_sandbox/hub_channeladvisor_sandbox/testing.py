@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from . import constants as c
-from .sandbox import Sandbox
+from .server import Sandbox
 
 
 def fetch_access_token(
