@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from marshmallow import Schema
 
 #: The operations a channel may support; the keys of ``capabilities`` (contract).
 OPERATIONS: tuple[str, ...] = (
@@ -29,6 +32,26 @@ SUPPORTED = "supported"
 NOT_SUPPORTED = "not_supported"
 REQUIRED = "required"
 OPTIONAL = "optional"
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelDescription:
+    """Everything a plugin declares about its channel, in one value (hook ``hub_channel``).
+
+    ``supports`` names the operations of :data:`OPERATIONS` the channel carries out (the others
+    are ``not_supported``); ``requires`` names the :data:`REQUIREMENTS` it needs before its
+    operations run (the others are ``optional``). ``reauth_advice`` is the ONE command that
+    reconnects a connection whose credentials the channel refused for good, with ``{name}`` for
+    the connection's name; without it the core gives a channel-neutral command.
+    """
+
+    name: str
+    connection_schema: type[Schema]
+    settings_schema: type[Schema]
+    supports: Collection[str] = OPERATIONS
+    requires: Collection[str] = ()
+    title: str = ""
+    reauth_advice: str = ""
 
 
 class ListingStatus(enum.StrEnum):
@@ -106,7 +129,11 @@ class ChannelConnection:
             self.on_health(health, message)
 
     def mark_needs_reauth(self, message: str) -> None:
-        """The channel refused the refresh token: later operations stop until reconnected."""
+        """The channel refused the refresh token: later operations stop until reconnected.
+
+        ``message`` says what happened, not what to run: the core adds the channel's
+        ``reauth_advice`` (one command) whenever it tells the merchant.
+        """
         self.set_health("needs_reauth", message)
 
     @property

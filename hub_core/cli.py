@@ -48,22 +48,13 @@ class HubCommandError(click.ClickException):
 
 
 class HubGroup(click.Group):
-    """The root group: adds the plugins' commands, turns every error into an exit code."""
-
-    _plugin_commands_added = False
-
-    def _add_plugin_commands(self) -> None:
-        if not HubGroup._plugin_commands_added:
-            HubGroup._plugin_commands_added = True
-            _registry().register_commands(self)
+    """The root group: offers the plugins' commands, turns every error into an exit code."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        self._add_plugin_commands()
-        return super().get_command(ctx, cmd_name)
+        return super().get_command(ctx, cmd_name) or _registry(ctx).commands().get(cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._add_plugin_commands()
-        return super().list_commands(ctx)
+        return sorted({*super().list_commands(ctx), *_registry(ctx).commands()})
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -191,17 +182,16 @@ def cli(ctx: click.Context, database_url: str | None) -> None:
     """hub: link your catalog to sales channels, sync stock and price, import orders."""
     obj = ctx.ensure_object(dict)
     obj["url"] = database_url
-    obj.setdefault("registry", _registry())
+    _registry(ctx)
 
 
-_REGISTRY: Registry | None = None
-
-
-def _registry() -> Registry:
-    global _REGISTRY
-    if _REGISTRY is None:
-        _REGISTRY = Registry.load()
-    return _REGISTRY
+def _registry(ctx: click.Context) -> Registry:
+    """The registry of this invocation: the one passed in (``obj={"registry": ...}``, as
+    :func:`main` and tests do), else one built by the factory on first use."""
+    obj = ctx.find_root().ensure_object(dict)
+    if "registry" not in obj:
+        obj["registry"] = Registry.load()
+    return obj["registry"]
 
 
 @cli.command("channels")
@@ -209,7 +199,7 @@ def _registry() -> Registry:
 @click.pass_context
 def channels_command(ctx: click.Context, as_json: bool) -> None:
     """List the installed channels, what they support and require."""
-    registry: Registry = ctx.find_root().obj["registry"]
+    registry = _registry(ctx)
     data = [registry.channels[n].describe() for n in sorted(registry.channels)]
     if as_json:
         _dump(data)
@@ -218,6 +208,22 @@ def channels_command(ctx: click.Context, as_json: bool) -> None:
         caps = ", ".join(f"{k} {v.replace('_', ' ')}" for k, v in channel["capabilities"].items())
         reqs = ", ".join(f"{k} {v}" for k, v in channel["requirements"].items())
         click.echo(f"{channel['name']}: {caps}; {reqs}")
+
+
+@cli.command("plugins")
+@json_option
+@click.pass_context
+def plugins_command(ctx: click.Context, as_json: bool) -> None:
+    """List the installed plugins: distribution, version, hooks implemented."""
+    data = [plugin.to_json() for plugin in _registry(ctx).plugins()]
+    if as_json:
+        _dump(data)
+        return
+    for plugin in data:
+        where = " ".join(str(v) for v in (plugin["distribution"], plugin["version"]) if v)
+        channel = f", channel {plugin['channel']}" if plugin["channel"] else ""
+        click.echo(f"{plugin['name']} ({where or 'no distribution'}{channel})")
+        click.echo(f"  hooks: {', '.join(plugin['hooks']) or 'none'}")
 
 
 # --- connections ------------------------------------------------------------------------
@@ -314,6 +320,8 @@ def connections_test(ctx: click.Context, name: str, as_json: bool) -> None:
                 f"{mark} {check['name']}" + (f": {check['message']}" if check["message"] else "")
             )
         click.echo(f"Connection {name!r} " + ("works." if data["ok"] else "does not work."))
+        if data.get("reauth"):
+            click.echo(data["reauth"])
     if not data["ok"]:
         raise click.exceptions.Exit(int(ExitCode.FAILED))
 
@@ -768,8 +776,8 @@ def main() -> None:
         f"Warning: {message}", err=True
     )
     try:
-        _registry()
+        registry = Registry.load()
     except HubError as exc:  # a broken plugin: say which, before click starts
         click.echo(f"Error: {exc.message}", err=True)
         sys.exit(int(exc.exit_code))
-    cli.main(prog_name="hub")
+    cli.main(prog_name="hub", obj={"registry": registry})

@@ -1,7 +1,10 @@
 """The hooks a channel plugin implements (design §3).
 
-Channel-declaring hooks (``hub_channel_*``, ``hub_connection_schema``, ``hub_settings_schema``)
-describe a channel: the core reads them once, per plugin, when it builds the registry.
+A channel plugin declares its channel with one hook, :func:`hub_channel`, returning a
+:class:`~hub_core.channel.ChannelDescription`; the core reads it once, per plugin, when it builds
+the registry. The older declaring hooks (``hub_channel_name``, ``hub_channel_title``,
+``hub_channel_capabilities``, ``hub_channel_requirements``, ``hub_connection_schema``,
+``hub_settings_schema``) still work for plugins written against them.
 Operation hooks (``hub_test_connection`` … ``hub_explain_order``) are called for ONE connection
 and reach exactly one channel implementation: the plugin that declared the connection's channel.
 Plugins that declare no channel may still wrap every operation with ``wrapper=True`` hook
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from hub_core.channel import (
         CatalogItem,
         ChannelConnection,
+        ChannelDescription,
         ChannelOrder,
         ConnectionCheck,
         LinkResult,
@@ -48,12 +52,25 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def hub_channel_name() -> str:
-    """Return the name of the channel this plugin provides (``channeladvisor``, ``fake``).
+def hub_channel() -> ChannelDescription:
+    """Describe the channel this plugin provides: the one declaring hook a channel needs.
 
-    A plugin that implements this hook is a channel plugin and must implement every other
-    declaring hook and every operation hook its capabilities call ``supported``. Names are
-    unique across installed plugins.
+    A plugin that implements this hook is a channel plugin and must implement every operation
+    hook its description ``supports``. Names are unique across installed plugins. A plugin
+    implements either this hook or the older declaring hooks below, not both.
+
+    :return: a :class:`~hub_core.channel.ChannelDescription`: name, title, the operations it
+        supports, the requirements it has, the marshmallow schemas of a connection's values
+        and settings, and the advice that reconnects a connection needing reauthorization.
+    """
+
+
+@hookspec
+def hub_channel_name() -> str:
+    """Older way to declare a channel: return its name (``channeladvisor``, ``fake``).
+
+    A plugin that implements this hook instead of :func:`hub_channel` must implement every
+    other older declaring hook (title optional). Prefer :func:`hub_channel`.
 
     :return: a lower-case name, used as ``--channel NAME``.
     """

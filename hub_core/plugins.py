@@ -2,17 +2,25 @@
 
 Plugins are found only through entry points of the group ``hub`` (our own two as well).
 ``HUB_DISABLE_PLUGINS`` (a comma list of entry-point names) blocks plugins before they load.
+``HUB_TRACE_PLUGINS=1`` prints every hook call, with the plugins it reached and its duration,
+to stderr (pluggy's hook call monitoring).
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import functools
 import importlib.metadata
 import os
+import sys
+import threading
+import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any
 
+import click
 import pluggy
 from marshmallow import Schema
 
@@ -24,13 +32,15 @@ from hub_core.channel import (
     REQUIRED,
     REQUIREMENTS,
     SUPPORTED,
+    ChannelDescription,
 )
-from hub_core.errors import InvalidInput, NotSupported, PluginError, scrub
+from hub_core.errors import InvalidInput, NeedsReauth, NotSupported, PluginError, scrub
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 DISABLE_ENV = "HUB_DISABLE_PLUGINS"
+TRACE_ENV = "HUB_TRACE_PLUGINS"
 
-#: Hook names that declare a channel; every channel plugin implements all of them.
+#: The older hooks that declare a channel (``hub_channel`` replaces them all).
 DECLARING_HOOKS = (
     "hub_channel_name",
     "hub_channel_capabilities",
@@ -87,8 +97,11 @@ def get_plugin_manager(
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    for name in disabled_plugins():
+    if os.environ.get(TRACE_ENV, "").strip() not in ("", "0"):
+        pm.add_hookcall_monitoring(*HookTracer().monitors())
+    for name in disabled_plugins() - {CORE_PLUGIN}:
         pm.set_blocked(name)
+    pm.register(_RunInsideTheCall(), name=CORE_PLUGIN)
     try:
         for plugin, name in plugins:
             pm.register(plugin, name=name)
@@ -98,6 +111,59 @@ def get_plugin_manager(
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"A hub plugin is broken: {exc}") from exc
     return pm
+
+
+#: The name of the core's own plugin (not listed by ``hub plugins``).
+CORE_PLUGIN = "hub-core"
+#: What the service does with the answer of the operation being called (see Registry.call).
+_CONSUMER: contextvars.ContextVar[Callable[[Any], None] | None] = contextvars.ContextVar(
+    "hub_consumer", default=None
+)
+
+
+class _RunInsideTheCall:
+    """The innermost wrapper of get orders: the service stores the channel's orders here, so
+    every other wrapper sees the whole operation (fetching, storing, acknowledging), not only
+    the creation of a generator."""
+
+    @hookspecs.hookimpl(wrapper=True, trylast=True)
+    def hub_get_orders(self) -> Generator[None, Any, Any]:
+        """Hand the channel's answer to the service's consumer, inside the hook call."""
+        answer = yield
+        consume = _CONSUMER.get()
+        if consume is not None and answer is not None:
+            consume(answer)
+        return answer
+
+
+class HookTracer:
+    """Prints each hook call to stderr: its name, the plugins it reached, how long it took.
+
+    Never the arguments: they hold connections and their secrets.
+    """
+
+    def __init__(self) -> None:
+        # Calls nest (a wrapper may call another hook) and runs may overlap in threads.
+        self._local = threading.local()
+
+    def monitors(self) -> tuple[Callable[..., None], Callable[..., None]]:
+        """The ``before`` and ``after`` callables of ``add_hookcall_monitoring``."""
+        return self._before, self._after
+
+    def _starts(self) -> list[float]:
+        if not hasattr(self._local, "starts"):
+            self._local.starts = []
+        return self._local.starts
+
+    def _before(self, hook_name: str, hook_impls: Sequence[Any], kwargs: Any) -> None:
+        self._starts().append(time.perf_counter())
+
+    def _after(self, outcome: Any, hook_name: str, hook_impls: Sequence[Any], kwargs: Any) -> None:
+        took = (time.perf_counter() - self._starts().pop()) * 1000
+        plugins = ", ".join(impl.plugin_name for impl in hook_impls) or "no plugin"
+        failed = outcome.exception
+        end = f" raised {failed.__class__.__name__}" if failed is not None else ""
+        print(f"hub trace: {hook_name} [{plugins}] {took:.1f} ms{end}", file=sys.stderr)
 
 
 def _load_entrypoints(pm: pluggy.PluginManager) -> None:
@@ -122,6 +188,13 @@ class PluginLoadWarning(UserWarning):
     """A plugin could not be imported and was skipped."""
 
 
+#: The advice of a channel that gives none: one command, naming no channel's keys.
+DEFAULT_REAUTH_ADVICE = (
+    "Give it new credentials with 'hub connections configure {name} --set KEY=VALUE' "
+    "(its keys: 'hub connections show {name}')."
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Channel:
     """A channel as declared by its plugin."""
@@ -134,6 +207,7 @@ class Channel:
     requirements: dict[str, str]
     connection_schema: type[Schema]
     settings_schema: type[Schema]
+    reauth_advice: str = DEFAULT_REAUTH_ADVICE
 
     def supports(self, operation: str) -> bool:
         """Whether the channel supports ``operation`` (an OPERATION_HOOKS key)."""
@@ -153,6 +227,13 @@ class Channel:
             "capabilities": {op: self.capabilities[op] for op in OPERATIONS},
             "requirements": {r: self.requirements[r] for r in REQUIREMENTS},
         }
+
+    def reauth_message(self, connection_name: str, reason: str = "") -> str:
+        """What a merchant reads when the connection must be reconnected: what happened (the
+        plugin's words, when it said any) and ONE command, the channel's own advice."""
+        what = reason.strip().rstrip(".") or f"{self.title} refused its credentials"
+        advice = self.reauth_advice.replace("{name}", connection_name)
+        return f"Connection {connection_name!r} must be reconnected: {what}. {advice}"
 
 
 def _optional(pm: pluggy.PluginManager, hook_name: str, plugin: object) -> Any:
@@ -186,46 +267,120 @@ def _check_values(
     return dict(values)
 
 
+def _described_by_older_hooks(pm: pluggy.PluginManager, plugin: object) -> ChannelDescription:
+    """The description of a channel declared with the older hooks, one value per hook."""
+    plugin_name = pm.get_name(plugin) or repr(plugin)
+    capabilities = _check_values(
+        plugin_name,
+        "hub_channel_capabilities",
+        _declared(pm, "hub_channel_capabilities", plugin),
+        OPERATIONS,
+        {SUPPORTED, NOT_SUPPORTED},
+    )
+    requirements = _check_values(
+        plugin_name,
+        "hub_channel_requirements",
+        _declared(pm, "hub_channel_requirements", plugin),
+        REQUIREMENTS,
+        {REQUIRED, OPTIONAL},
+    )
+    return ChannelDescription(
+        name=_declared(pm, "hub_channel_name", plugin),
+        title=_optional(pm, "hub_channel_title", plugin) or "",
+        supports=[op for op in OPERATIONS if capabilities[op] == SUPPORTED],
+        requires=[r for r in REQUIREMENTS if requirements[r] == REQUIRED],
+        connection_schema=_declared(pm, "hub_connection_schema", plugin),
+        settings_schema=_declared(pm, "hub_settings_schema", plugin),
+    )
+
+
+def _channel(plugin_name: str, plugin: object, description: Any) -> Channel:
+    """Check a plugin's description of its channel, naming everything wrong at once."""
+    if not isinstance(description, ChannelDescription):
+        raise PluginError(
+            f"Plugin {plugin_name!r}: hub_channel must return a hub_core.channel."
+            f"ChannelDescription, got {description!r}."
+        )
+    d = description
+    problems = []
+    if not isinstance(d.name, str) or not d.name.strip():
+        problems.append(f"name must be a word (what --channel takes), got {d.name!r}")
+    if isinstance(d.supports, str) or isinstance(d.requires, str):
+        problems.append("supports and requires are collections of names, not one string")
+    else:
+        if unknown := sorted(set(d.supports) - set(OPERATIONS)):
+            problems.append(
+                f"supports names unknown operations {unknown} ({', '.join(OPERATIONS)})"
+            )
+        if unknown := sorted(set(d.requires) - set(REQUIREMENTS)):
+            problems.append(f"requires names unknown requirements {unknown}")
+    for what in ("connection_schema", "settings_schema"):
+        schema = getattr(d, what)
+        if not (isinstance(schema, type) and issubclass(schema, Schema)):
+            problems.append(f"{what} must be a marshmallow Schema class, got {schema!r}")
+    if problems:
+        raise PluginError(
+            f"Plugin {plugin_name!r} describes its channel wrongly: " + "; ".join(problems) + "."
+        )
+    return Channel(
+        name=d.name,
+        title=d.title or d.name,
+        plugin=plugin,
+        plugin_name=plugin_name,
+        capabilities={op: SUPPORTED if op in d.supports else NOT_SUPPORTED for op in OPERATIONS},
+        requirements={r: REQUIRED if r in d.requires else OPTIONAL for r in REQUIREMENTS},
+        connection_schema=d.connection_schema,
+        settings_schema=d.settings_schema,
+        reauth_advice=d.reauth_advice or DEFAULT_REAUTH_ADVICE,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginInfo:
+    """One installed plugin, as ``hub plugins`` lists it."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: list[str]
+    channel: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The plugin's JSON shape."""
+        return dataclasses.asdict(self)
+
+
 class Registry:
-    """The installed channels and the one way to call an operation on one of them."""
+    """The installed channels and the one way to call an operation on one of them.
+
+    Build it with :meth:`load` (the factory) and pass it along: the CLI keeps one per
+    invocation, tests build their own.
+    """
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
         self.channels: dict[str, Channel] = {}
+        described = {impl.plugin: impl.function for impl in pm.hook.hub_channel.get_hookimpls()}
         for impl in pm.hook.hub_channel_name.get_hookimpls():
-            plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
-            name = impl.function()
-            if name in self.channels:
+            if impl.plugin in described:
                 raise PluginError(
-                    f"Two plugins declare the channel {name!r}: "
-                    f"{self.channels[name].plugin_name!r} and {plugin_name!r}. "
+                    f"Plugin {impl.plugin_name!r} implements both hub_channel and "
+                    "hub_channel_name: declare the channel with hub_channel only."
+                )
+            described[impl.plugin] = functools.partial(_described_by_older_hooks, pm, impl.plugin)
+        for plugin, describe in described.items():
+            plugin_name = pm.get_name(plugin) or repr(plugin)
+            description = describe()
+            channel = _channel(plugin_name, plugin, description)
+            if channel.name in self.channels:
+                raise PluginError(
+                    f"Two plugins declare the channel {channel.name!r}: "
+                    f"{self.channels[channel.name].plugin_name!r} and {plugin_name!r}. "
                     f"Disable one with {DISABLE_ENV}."
                 )
-            capabilities = _check_values(
-                plugin_name,
-                "hub_channel_capabilities",
-                _declared(pm, "hub_channel_capabilities", impl.plugin),
-                OPERATIONS,
-                {SUPPORTED, NOT_SUPPORTED},
-            )
-            requirements = _check_values(
-                plugin_name,
-                "hub_channel_requirements",
-                _declared(pm, "hub_channel_requirements", impl.plugin),
-                REQUIREMENTS,
-                {REQUIRED, OPTIONAL},
-            )
-            self.channels[name] = Channel(
-                name=name,
-                title=_optional(pm, "hub_channel_title", impl.plugin) or name,
-                plugin=impl.plugin,
-                plugin_name=plugin_name,
-                capabilities=capabilities,
-                requirements=requirements,
-                connection_schema=_declared(pm, "hub_connection_schema", impl.plugin),
-                settings_schema=_declared(pm, "hub_settings_schema", impl.plugin),
-            )
+            self.channels[channel.name] = channel
         self._channel_plugins = [c.plugin for c in self.channels.values()]
+        self._commands: dict[str, click.Command] | None = None
 
     @classmethod
     def load(cls, **kwargs: Any) -> Registry:
@@ -259,21 +414,42 @@ class Registry:
         )
         raise NotSupported(f"{what} is not supported for {channel.title}: {hint}")
 
-    def call(self, channel: Channel, operation: str, **kwargs: Any) -> Any:
+    def call(
+        self,
+        channel: Channel,
+        operation: str,
+        *,
+        consume: Callable[[Any], None] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Call ``operation`` on ``channel``'s plugin only (plus every wrapper plugin).
 
+        :param consume: for get orders, what the service does with the channel's orders
+            (store and acknowledge them); it runs inside the hook call, so that a wrapper
+            around the hook sees the whole operation.
         :raises NotSupported: the channel does not support the operation; nothing is called.
+        :raises NeedsReauth: the channel refused the credentials for good; the message adds
+            the channel's advice (one command) to the plugin's words.
         """
         self.check_supported(channel, operation)
         others = [p for p in self._channel_plugins if p is not channel.plugin]
         caller = self.pm.subset_hook_caller(OPERATION_HOOKS[operation], remove_plugins=others)
+        connection = kwargs.get("connection")
+        consuming = _CONSUMER.set(consume)
         try:
             result = caller(**kwargs)
+        except NeedsReauth as exc:
+            if connection is not None:
+                exc.message = channel.reauth_message(connection.name, exc.message)
+                exc.args = (exc.message,)
+                scrub(exc, connection.secrets)
+            raise
         except Exception as exc:
-            connection = kwargs.get("connection")
             if connection is not None:
                 scrub(exc, connection.secrets)
             raise
+        finally:
+            _CONSUMER.reset(consuming)
         if result is None:
             raise PluginError(
                 f"The {channel.name} plugin returned nothing for {operation}: "
@@ -281,6 +457,35 @@ class Registry:
             )
         return result
 
-    def register_commands(self, cli: Any) -> None:
-        """Let every plugin add CLI commands."""
-        self.pm.hook.hub_register_commands(cli=cli)
+    def commands(self) -> dict[str, click.Command]:
+        """The commands the plugins add to ``hub`` (``hub_register_commands``), by name.
+
+        They are collected on a group of their own, once per registry, so that two registries
+        never share a command list.
+        """
+        if self._commands is None:
+            collected = click.Group("hub")
+            self.pm.hook.hub_register_commands(cli=collected)
+            self._commands = dict(collected.commands)
+        return self._commands
+
+    def plugins(self) -> list[PluginInfo]:
+        """The installed plugins (the core's own left out), by name: distribution, version,
+        the hooks each implements and the channel it declares."""
+        distributions = {id(plugin): dist for plugin, dist in self.pm.list_plugin_distinfo()}
+        channels = {id(c.plugin): c.name for c in self.channels.values()}
+        found = []
+        for name, plugin in self.pm.list_name_plugin():
+            if name == CORE_PLUGIN or plugin is None:
+                continue
+            dist = distributions.get(id(plugin))
+            found.append(
+                PluginInfo(
+                    name=name,
+                    distribution=dist.project_name if dist is not None else None,
+                    version=dist.version if dist is not None else None,
+                    hooks=sorted(h.name for h in self.pm.get_hookcallers(plugin) or ()),
+                    channel=channels.get(id(plugin)),
+                )
+            )
+        return sorted(found, key=lambda p: p.name)

@@ -259,9 +259,9 @@ class HubCli:
 
 
 @pytest.fixture
-def hub_cli(sqlite_url: str) -> HubCli:
-    """The CLI on a fresh SQLite database."""
-    return HubCli(sqlite_url)
+def hub_cli(sqlite_url: str, registry: Registry) -> HubCli:
+    """The CLI on a fresh SQLite database, with the installed plugins loaded once."""
+    return HubCli(sqlite_url, registry)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-import hub_core.cli
 from hub_core import hookimpl
 from hub_core.channel import CatalogItem, ChannelConnection, LinkResult
 from hub_core.errors import ChannelError, PluginError
@@ -28,9 +27,9 @@ from hub_fake_channel.store import FakeStore
 
 
 @pytest.fixture
-def fresh_cli_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the CLI load its plugins again (it keeps them for the process otherwise)."""
-    monkeypatch.setattr(hub_core.cli, "_REGISTRY", None)
+def fresh_cli_registry(hub_cli: Any) -> None:
+    """Pass the CLI no registry: each command then builds its own with the factory."""
+    hub_cli.registry = None
 
 
 def test_both_channels_are_found_through_entry_points(

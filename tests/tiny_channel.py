@@ -23,11 +23,9 @@ from marshmallow import Schema, fields, validate
 
 from hub_core import hookimpl
 from hub_core.channel import (
-    NOT_SUPPORTED,
-    REQUIRED,
-    SUPPORTED,
     CatalogItem,
     ChannelConnection,
+    ChannelDescription,
     ChannelOrder,
     ChannelOrderLine,
     ConnectionCheck,
@@ -191,45 +189,17 @@ class TinySettingsSchema(Schema):
 
 
 @hookimpl
-def hub_channel_name() -> str:
-    """``--channel tiny``."""
-    return NAME
-
-
-@hookimpl
-def hub_channel_title() -> str:
-    """How messages name it."""
-    return "Tiny Shop"
-
-
-@hookimpl
-def hub_channel_capabilities() -> dict[str, str]:
-    """Everything but publishing."""
-    return {
-        "link_listings": SUPPORTED,
-        "sync_listings": SUPPORTED,
-        "publish_listings": NOT_SUPPORTED,
-        "get_orders": SUPPORTED,
-        "sync_orders": SUPPORTED,
-    }
-
-
-@hookimpl
-def hub_channel_requirements() -> dict[str, str]:
-    """Orders need shipping mappings first."""
-    return {"shipping_mappings": REQUIRED}
-
-
-@hookimpl
-def hub_connection_schema() -> type[Schema]:
-    """See :class:`TinyConnectionSchema`."""
-    return TinyConnectionSchema
-
-
-@hookimpl
-def hub_settings_schema() -> type[Schema]:
-    """See :class:`TinySettingsSchema`."""
-    return TinySettingsSchema
+def hub_channel() -> ChannelDescription:
+    """Everything but publishing; orders need shipping mappings first."""
+    return ChannelDescription(
+        name=NAME,
+        title="Tiny Shop",
+        connection_schema=TinyConnectionSchema,
+        settings_schema=TinySettingsSchema,
+        supports=("link_listings", "sync_listings", "get_orders", "sync_orders"),
+        requires=("shipping_mappings",),
+        reauth_advice="Set a valid token: 'hub connections configure {name} --set token=...'.",
+    )
 
 
 # -------------------------------------------------------------------------------------------

@@ -208,17 +208,18 @@ def show_connection(hub: Hub, name: str) -> dict[str, Any]:
 
 
 def open_connection(
-    hub: Hub, name: str, progress: Progress | None = None
+    hub: Hub, name: str, progress: Progress | None = None, *, needing_reauth: bool = False
 ) -> tuple[Connection, Channel, ChannelConnection]:
     """Load a connection for an operation: its row, its channel, and the plugin's view of it.
 
+    :param needing_reauth: open a connection marked ``needs_reauth`` too (its test).
     :raises NeedsReauth: the channel refused the refresh token earlier; nothing is sent.
     """
     with hub.db.session() as session:
         row = get_connection(session, name)
     channel = hub.registry.channel(row.channel)
-    if row.health == HEALTH_NEEDS_REAUTH:
-        raise NeedsReauth(reauth_message(row.name, row.health_message))
+    if row.health == HEALTH_NEEDS_REAUTH and not needing_reauth:
+        raise NeedsReauth(channel.reauth_message(row.name, row.health_message))
     config = _load(channel.connection_schema, row.config, f"connection values of {name!r}")
     settings = _load(channel.settings_schema, row.settings, f"settings of {name!r}")
 
@@ -247,30 +248,29 @@ def open_connection(
     return row, channel, view
 
 
-def reauth_message(name: str, detail: str = "") -> str:
-    """How to reconnect a connection whose refresh token was refused."""
-    reason = f" ({detail})" if detail else ""
-    return (
-        f"Connection {name!r} must be reconnected: the channel refused its refresh token{reason}. "
-        f"Create new tokens and run 'hub connections configure {name} "
-        "--set access_token=... --set refresh_token=...'."
-    )
-
-
 def check_connection(hub: Hub, name: str) -> dict[str, Any]:
-    """Ask the channel to check the connection; record ``ok`` or ``failing`` health."""
-    row, channel, view = open_connection(hub, name)
+    """Ask the channel to check the connection; record ``ok`` or ``failing`` health.
+
+    A connection marked ``needs_reauth`` is checked too (that is how new credentials are
+    tried): passing checks mark it ``ok``; while the channel still refuses, it stays marked
+    and the result says how to reconnect it (``reauth``).
+    """
+    row, channel, view = open_connection(hub, name, needing_reauth=True)
     checks = hub.registry.call(channel, "test_connection", connection=view)
     ok = all(check.ok for check in checks)
-    if view.health != HEALTH_NEEDS_REAUTH:
+    if ok or view.health != HEALTH_NEEDS_REAUTH:
         view.set_health("ok" if ok else "failing", "" if ok else "a connection check failed")
-    return {
+    result = {
         "connection": row.name,
         "ok": ok,
         "checks": [
             {"name": c.name, "ok": c.ok, "message": redact(c.message, view.secrets)} for c in checks
         ],
     }
+    if view.health == HEALTH_NEEDS_REAUTH:
+        advice = channel.reauth_message(row.name, row.health_message)
+        result["reauth"] = redact(advice, view.secrets)
+    return result
 
 
 __all__ = [

@@ -61,11 +61,17 @@ def get_orders(hub: Hub, connection_name: str, days: int | None = None) -> Opera
     with RunRecorder(hub, "get_orders", row, view.secrets) as run:
         run.extra["days"] = window
         _acknowledge(hub, channel, view, row.id, _unacknowledged(hub, row.id), run)
-        orders = hub.registry.call(channel, "get_orders", connection=view, days=window)
-        for chunk in _chunks(orders, CHUNK):
-            stored = _store(hub, row.id, chunk, run.run_id, run)
-            _acknowledge(hub, channel, view, row.id, stored, run)
-            view.progress.advance(len(chunk))
+
+        def store_and_acknowledge(orders: Iterable[ChannelOrder]) -> None:
+            for chunk in _chunks(orders, CHUNK):
+                stored = _store(hub, row.id, chunk, run.run_id, run)
+                _acknowledge(hub, channel, view, row.id, stored, run)
+                view.progress.advance(len(chunk))
+
+        # Inside the hook call, so that a wrapper around get orders sees all of it.
+        hub.registry.call(
+            channel, "get_orders", connection=view, days=window, consume=store_and_acknowledge
+        )
     return run.result()
 
 

@@ -34,7 +34,8 @@ class HookCalls:
     It declares no channel, so the core lets it wrap the operations of every channel (design
     §3). ``counts["sync_listings"]`` is how many times the channel's ``hub_sync_listings`` was
     called. ``get_orders_barrier``, when set, makes each ``hub_get_orders`` call wait there
-    after the channel answered, so concurrent runs overlap for sure.
+    before the channel is asked (a wrapper sees the whole get orders, storing included), so
+    concurrent runs are inside get orders together for sure.
     """
 
     def __init__(self) -> None:
@@ -83,13 +84,12 @@ class HookCalls:
     def hub_get_orders(self) -> Generator[None, Any, Any]:
         """Count ``get_orders``; wait at :attr:`get_orders_barrier` if one is set."""
         self._count("get_orders")
-        result = yield
         barrier = self.get_orders_barrier
         if barrier is not None:
             # A broken barrier means the other run failed early; its own assertion says why.
             with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait(timeout=30)
-        return result
+        return (yield)
 
     @hookimpl(wrapper=True)
     def hub_acknowledge_orders(self) -> Generator[None, Any, Any]:

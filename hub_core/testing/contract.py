@@ -595,8 +595,8 @@ class ChannelContract:
         assert sorted(imported) == sorted([*ids, late]), "an order was imported twice"
 
     def test_get_orders_concurrent_runs_import_each_order_once(self, shop: World) -> None:
-        """Two ``orders get`` running at once (both answered by the channel before either
-        stores) import each order once and both succeed."""
+        """Two ``orders get`` running at once (both inside get orders before either asks the
+        channel) import each order once and both succeed."""
         world, harness = shop, shop.harness
         world.require("get_orders")
         ids = [harness.add_order([(f"CON-{n}", 1)], harness.shipping_text) for n in range(5)]

@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from hub_channeladvisor import checks, explain, listings, orders
 from hub_channeladvisor.client.api import ChannelAdvisorClient
@@ -27,11 +27,9 @@ from hub_channeladvisor.schemas import (
 from hub_channeladvisor.shipments import sync_shipments
 from hub_core import hookimpl
 from hub_core.channel import (
-    NOT_SUPPORTED,
-    REQUIRED,
-    SUPPORTED,
     CatalogItem,
     ChannelConnection,
+    ChannelDescription,
     ChannelOrder,
     ConnectionCheck,
     LinkResult,
@@ -42,9 +40,6 @@ from hub_core.channel import (
     ShipmentToSend,
 )
 from hub_core.errors import HubError, redact
-
-if TYPE_CHECKING:
-    from marshmallow import Schema
 
 CHANNEL = "channeladvisor"
 TITLE = "ChannelAdvisor"
@@ -82,45 +77,21 @@ def _scrub(connection: ChannelConnection, results: list[T]) -> list[T]:
 
 
 @hookimpl
-def hub_channel_name() -> str:
-    """``channeladvisor``."""
-    return CHANNEL
-
-
-@hookimpl
-def hub_channel_title() -> str:
-    """``ChannelAdvisor``."""
-    return TITLE
-
-
-@hookimpl
-def hub_channel_capabilities() -> dict[str, str]:
-    """Everything but publishing: ChannelAdvisor products are linked, never created."""
-    return {
-        "link_listings": SUPPORTED,
-        "sync_listings": SUPPORTED,
-        "publish_listings": NOT_SUPPORTED,
-        "get_orders": SUPPORTED,
-        "sync_orders": SUPPORTED,
-    }
-
-
-@hookimpl
-def hub_channel_requirements() -> dict[str, str]:
-    """Orders need shipping mappings (the order's shipping text names the hub policy)."""
-    return {"shipping_mappings": REQUIRED}
-
-
-@hookimpl
-def hub_connection_schema() -> type[Schema]:
-    """See :class:`hub_channeladvisor.schemas.ConnectionSchema`."""
-    return ConnectionSchema
-
-
-@hookimpl
-def hub_settings_schema() -> type[Schema]:
-    """See :class:`hub_channeladvisor.schemas.SettingsSchema`."""
-    return SettingsSchema
+def hub_channel() -> ChannelDescription:
+    """``channeladvisor``: everything but publishing (products are linked, never created);
+    orders need shipping mappings (the order's shipping text names the hub policy)."""
+    return ChannelDescription(
+        name=CHANNEL,
+        title=TITLE,
+        connection_schema=ConnectionSchema,
+        settings_schema=SettingsSchema,
+        supports=("link_listings", "sync_listings", "get_orders", "sync_orders"),
+        requires=("shipping_mappings",),
+        reauth_advice=(
+            "Request new tokens in the ChannelAdvisor developer console and run 'hub connections "
+            "configure {name} --set refresh_token=... --set access_token=...'."
+        ),
+    )
 
 
 @hookimpl

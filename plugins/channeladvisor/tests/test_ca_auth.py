@@ -17,6 +17,7 @@ from hub_channeladvisor.client import auth
 from hub_channeladvisor.client.api import ChannelAdvisorClient
 from hub_core.channel import CatalogItem, ChannelConnection, ListingUpdate
 from hub_core.errors import AuthError, ChannelError, InvalidInput, NeedsReauth
+from hub_core.plugins import Registry
 
 ITEM = CatalogItem(sku="A-1", title="A", quantity=3, price=Decimal("9.99"))
 ROW = {"json": {"value": [{"ID": 11, "Sku": "A-1"}]}}
@@ -178,9 +179,8 @@ def test_refused_refresh_marks_needs_reauth_and_later_operations_send_nothing(
         link(connection)
     message = str(caught.value)
     assert "ChannelAdvisor refused the refresh token of connection 'shop'" in message
-    assert (
-        "hub connections configure shop --set refresh_token=... --set access_token=..." in message
-    )
+    # What happened only: the core adds the one command, the channel's reauth advice.
+    assert "hub connections" not in message
     assert connection.health == "needs_reauth"
     assert connection.recorder.health == [("needs_reauth", message)]
     assert token.call_count == 1 and ca.api_sent() == []
@@ -190,7 +190,7 @@ def test_refused_refresh_marks_needs_reauth_and_later_operations_send_nothing(
     every_operation(connection)
     auth.reset_token_stores()
     for error in every_operation(conn(health="needs_reauth")):
-        assert "hub connections configure shop" in str(error)
+        assert "ChannelAdvisor refused the refresh token of connection 'shop'" in str(error)
     assert len(ca.m.request_history) == sent
     for secret in (h.ACCESS, h.REFRESH, h.SECRET):
         assert secret not in caplog.text + message + caught.value.detail
@@ -285,3 +285,22 @@ def test_tokens_echoed_by_channeladvisor_never_reach_any_output(
     for text in texts:
         for secret in (h.ACCESS, h.REFRESH, h.SECRET):
             assert secret not in text
+
+
+def test_through_the_core_a_refused_refresh_names_one_command(ca, conn, h) -> None:
+    """The hub's message: what ChannelAdvisor said, then the channel's advice, once."""
+    registry = Registry.load(load_entrypoints=False, plugins=[(plugin, "channeladvisor")])
+    connection = conn(expires_at=time.time() - 5)
+    ca.token({"status_code": 400, "json": {"error": "invalid_grant"}})
+    with pytest.raises(NeedsReauth) as caught:
+        registry.call(
+            registry.channel("channeladvisor"), "link_listings", connection=connection, items=[ITEM]
+        )
+    message = caught.value.message
+    assert message.startswith("Connection 'shop' must be reconnected: ChannelAdvisor refused")
+    assert message.count("hub connections") == 1
+    assert message.endswith(
+        "run 'hub connections configure shop --set refresh_token=... --set access_token=...'."
+    )
+    for secret in (h.ACCESS, h.REFRESH, h.SECRET):
+        assert secret not in message

@@ -186,10 +186,7 @@ def test_a_refused_refresh_token_fails_the_token_check_and_skips_the_rest(ca, co
     connection = conn(expires_at=time.time() - 1)
     result = [(c.name, c.ok, c.message) for c in plugin.hub_test_connection(connection=connection)]
     assert result[0][1] is False
-    assert (
-        "hub connections configure shop --set refresh_token=... --set access_token=..."
-        in result[0][2]
-    )
+    assert "ChannelAdvisor refused the refresh token of connection 'shop'" in result[0][2]
     assert result[1:] == [
         ("profile", False, "Not checked: there is no working access token."),
         ("distribution_center", False, "Not checked: there is no working access token."),

@@ -4,9 +4,10 @@ A channel plugin is one module named by an entry point of the group ``hub``
 (``fake = "hub_fake_channel.plugin"`` in its ``pyproject.toml``) and made of plain functions
 marked ``@hookimpl``, each named after a hook of :mod:`hub_core.hookspecs`:
 
-1. Declare the channel: a name, capabilities (``supported`` / ``not_supported`` per operation),
-   requirements (``shipping_mappings``), a marshmallow schema for the connection's values
-   (``--set KEY=VALUE``; secrets listed in ``Meta.secret_fields``) and one for its settings.
+1. Declare the channel with one hook, ``hub_channel``: a name, the operations it supports,
+   its requirements (``shipping_mappings``), a marshmallow schema for the connection's values
+   (``--set KEY=VALUE``; secrets listed in ``Meta.secret_fields``), one for its settings, and
+   the command that reconnects a connection whose credentials it refused.
 2. Implement each supported operation: it receives a :class:`~hub_core.channel.ChannelConnection`
    (validated config and settings) plus records, and returns outcomes, one per record.
 3. Raise :mod:`hub_core.errors` for a whole call (``AuthError``, ``ChannelError``); report one
@@ -31,10 +32,10 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from hub_core import hookimpl
 from hub_core.channel import (
-    OPTIONAL,
-    SUPPORTED,
+    OPERATIONS,
     CatalogItem,
     ChannelConnection,
+    ChannelDescription,
     ChannelOrder,
     ChannelOrderLine,
     ConnectionCheck,
@@ -143,45 +144,17 @@ class FakeSettingsSchema(Schema):
 
 
 @hookimpl
-def hub_channel_name() -> str:
-    """The fake channel is ``--channel fake``."""
-    return NAME
-
-
-@hookimpl
-def hub_channel_title() -> str:
-    """How messages name the channel."""
-    return TITLE
-
-
-@hookimpl
-def hub_channel_capabilities() -> dict[str, str]:
-    """The fake channel supports every operation, publish included."""
-    return {
-        "link_listings": SUPPORTED,
-        "sync_listings": SUPPORTED,
-        "publish_listings": SUPPORTED,
-        "get_orders": SUPPORTED,
-        "sync_orders": SUPPORTED,
-    }
-
-
-@hookimpl
-def hub_channel_requirements() -> dict[str, str]:
-    """Shipping mappings are optional: unmapped orders are imported ``held``."""
-    return {"shipping_mappings": OPTIONAL}
-
-
-@hookimpl
-def hub_connection_schema() -> type[Schema]:
-    """See :class:`FakeConnectionSchema`."""
-    return FakeConnectionSchema
-
-
-@hookimpl
-def hub_settings_schema() -> type[Schema]:
-    """See :class:`FakeSettingsSchema`."""
-    return FakeSettingsSchema
+def hub_channel() -> ChannelDescription:
+    """``--channel fake``: every operation, publish included; shipping mappings optional
+    (unmapped orders are imported ``held``)."""
+    return ChannelDescription(
+        name=NAME,
+        title=TITLE,
+        connection_schema=FakeConnectionSchema,
+        settings_schema=FakeSettingsSchema,
+        supports=OPERATIONS,
+        reauth_advice="Give it another key: 'hub connections configure {name} --set api_key=KEY'.",
+    )
 
 
 @hookimpl

@@ -60,12 +60,13 @@ def shipment(
 
 
 def test_declarations() -> None:
-    assert plugin.hub_channel_name() == "fake"
-    assert plugin.hub_channel_title() == "Fake channel"
-    assert plugin.hub_channel_capabilities() == dict.fromkeys(OPERATIONS, "supported")
-    assert plugin.hub_channel_requirements() == {"shipping_mappings": "optional"}
-    assert plugin.hub_connection_schema() is FakeConnectionSchema
-    assert plugin.hub_settings_schema() is FakeSettingsSchema
+    description = plugin.hub_channel()
+    assert (description.name, description.title) == ("fake", "Fake channel")
+    assert set(description.supports) == set(OPERATIONS)
+    assert list(description.requires) == []
+    assert description.connection_schema is FakeConnectionSchema
+    assert description.settings_schema is FakeSettingsSchema
+    assert "hub connections configure {name} --set api_key=" in description.reauth_advice
 
 
 def test_a_relative_store_path_is_made_absolute(

@@ -44,12 +44,11 @@ DEFAULT_LIFETIME = 3600.0
 
 
 def reauth_message(name: str) -> str:
-    """What to tell a merchant whose refresh token was refused."""
+    """What happened, for a merchant whose refresh token was refused (the core adds the one
+    command that reconnects it: the channel's ``reauth_advice``)."""
     return (
         f"ChannelAdvisor refused the refresh token of connection '{name}' (the authorization "
-        "was revoked, or the refresh token, application id or shared secret is wrong). "
-        f"Reconnect it with new tokens: hub connections configure {name} "
-        "--set refresh_token=... --set access_token=..."
+        "was revoked, or the refresh token, application id or shared secret is wrong)"
     )
 
 
