@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import inspect
 import re
+import types
 from pathlib import Path
 
 import pytest
 
 from hub_core import hookspecs
+from hub_core.plugins import Registry, get_plugin_manager
 from hub_core.testing import ChannelHarness
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -90,3 +92,23 @@ def test_guide_names_the_entry_point_group_and_the_worked_example() -> None:
     assert f"[project.entry-points.{hookspecs.PROJECT}]" in text
     assert "plugins/fake_channel" in text
     assert "class TestAcmeContract(ChannelContract):" in text
+
+
+def worked_example() -> str:
+    """The python block under the guide's ``hub_channel()`` heading."""
+    text = guide()
+    section = text[text.index("##### `hub_channel()`") :]
+    return section[section.index("```python\n") + len("```python\n") : section.index("```\n\n")]
+
+
+def test_the_worked_example_declares_the_channel_the_guide_says() -> None:
+    module = types.ModuleType("hub_acme_guide_example")
+    exec(compile(worked_example(), "README.md (hub_channel)", "exec"), module.__dict__)
+    registry = Registry(get_plugin_manager(load_entrypoints=False, plugins=[(module, "acme")]))
+    acme = registry.channel("acme")
+    assert acme.title == "ACME Marketplace"
+    assert acme.describe()["capabilities"]["publish_listings"] == "not_supported"
+    assert acme.requires("shipping_mappings")
+    assert "token" in acme.connection_schema().load({"shop": "s", "token": "t"})
+    message = acme.reauth_message("shop", "ACME refused the token")
+    assert message.count("hub connections configure shop --set token=NEW_TOKEN") == 1
