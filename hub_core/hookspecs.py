@@ -134,10 +134,12 @@ def hub_settings_schema() -> type[Schema]:
 def hub_register_commands(cli: click.Group) -> None:
     """Add extra commands to the ``hub`` CLI.
 
-    Called for every plugin, channel or not, when the CLI starts. Group channel-specific
-    commands under the channel's name (``hub channeladvisor sandbox``).
+    Called for every plugin, channel or not, once per registry, when the CLI first needs its
+    commands. Group channel-specific commands under the channel's name (``hub channeladvisor
+    sandbox``).
 
-    :param cli: the root ``hub`` group; call ``cli.add_command(...)``.
+    :param cli: a group whose commands become commands of ``hub``; call
+        ``cli.add_command(...)``.
     """
 
 
@@ -204,7 +206,8 @@ def hub_get_orders(connection: ChannelConnection, days: int) -> Iterable[Channel
 
     The hub stores each order, commits, and only then calls :func:`hub_acknowledge_orders`
     for it, so an order must NOT be marked as taken on the channel here. Returning a
-    generator lets the core store and acknowledge page by page.
+    generator lets the core store and acknowledge page by page. The core does that inside
+    this hook call, so a wrapper around it sees the whole operation.
 
     :param connection: the connection.
     :param days: only orders created within the last ``days`` days.

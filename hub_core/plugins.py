@@ -40,14 +40,6 @@ ENTRY_POINT_GROUP = hookspecs.PROJECT
 DISABLE_ENV = "HUB_DISABLE_PLUGINS"
 TRACE_ENV = "HUB_TRACE_PLUGINS"
 
-#: The older hooks that declare a channel (``hub_channel`` replaces them all).
-DECLARING_HOOKS = (
-    "hub_channel_name",
-    "hub_channel_capabilities",
-    "hub_channel_requirements",
-    "hub_connection_schema",
-    "hub_settings_schema",
-)
 #: Operation -> the hook that carries it out.
 OPERATION_HOOKS = {
     "test_connection": "hub_test_connection",
