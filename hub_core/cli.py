@@ -156,10 +156,7 @@ def _key_values(values: tuple[str, ...], flag: str) -> dict[str, str]:
     parsed: dict[str, str] = {}
     bad = [v for v in values if "=" not in v or not v.split("=", 1)[0].strip()]
     if bad:
-        raise InvalidInput(
-            f"{flag} takes KEY=VALUE; got {', '.join(repr(b) for b in bad)}. "
-            f"Example: {flag} profile_id=12345678"
-        )
+        raise InvalidInput(f"{flag} takes KEY=VALUE; got {', '.join(repr(b) for b in bad)}.")
     for value in values:
         key, _, val = value.partition("=")
         parsed[key.strip()] = val

@@ -234,3 +234,9 @@ def test_connections_test_on_a_still_refused_connection_says_the_one_fix(
     assert hub_cli.json("connections", "show", "shop", registry=registry)["health"] == (
         "needs_reauth"
     )
+
+
+def test_the_core_names_no_channels_key_in_its_own_messages(hub_cli: Any) -> None:
+    result = hub_cli("connections", "add", "shop", "--channel", "fake", "--set", "oops", code=2)
+    assert "--set takes KEY=VALUE; got 'oops'." in result.stderr
+    assert "profile_id" not in result.stderr
