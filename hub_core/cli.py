@@ -29,6 +29,7 @@ from hub_core.services import connections as connection_service
 from hub_core.services import listings as listing_service
 from hub_core.services import orders as order_service
 from hub_core.services import runs as run_service
+from hub_core.services import secrets as secret_service
 from hub_core.services import shipments as shipment_service
 from hub_core.services import shipping as shipping_service
 from hub_core.services.operations import run_connection
@@ -764,6 +765,65 @@ def runs_show(ctx: click.Context, run_id: int, as_json: bool) -> None:
         click.echo(f"  {data['message']}")
     for record in data["records"]:
         click.echo(f"  {record['outcome']:8} {record['ref']}  {record['message']}".rstrip())
+
+
+# --- secrets --------------------------------------------------------------------------------
+
+
+@cli.group("secrets")
+def secrets_group() -> None:
+    """The key that encrypts connection secrets at rest: where it is, rotating it."""
+
+
+@secrets_group.command("status")
+@json_option
+@click.pass_context
+def secrets_status(ctx: click.Context, as_json: bool) -> None:
+    """Say where the key comes from and how the connections' secrets are stored."""
+    data = secret_service.status(_hub(ctx))
+    if as_json:
+        _dump(data)
+        return
+    key = data["key"]
+    if key["source"] == "none":
+        click.echo(f"key:       none yet. {key['note']}")
+    else:
+        where = "environment variable" if key["source"] == "environment" else "key file"
+        extra = f" ({key['keys']} keys; the first encrypts)" if key["keys"] > 1 else ""
+        click.echo(f"key:       {where} {key['location']}{extra}")
+    click.echo(
+        f"secrets:   {data['connections_encrypted']} of {data['connections']} connection(s) "
+        "encrypted (Fernet)"
+    )
+    if data["connections_with_plain_secrets"]:
+        names = ", ".join(data["connections_with_plain_secrets"])
+        click.echo(f"plain:     {names}: encrypt with 'hub secrets rotate-key'")
+    db_file = data["database_file"]
+    if db_file:
+        note = (
+            "private" if db_file["private"] else f"readable by others: chmod 600 {db_file['path']}"
+        )
+        click.echo(f"database:  {db_file['path']} (mode {db_file['mode']}, {note})")
+
+
+@secrets_group.command("rotate-key")
+@click.option(
+    "--keep-old",
+    is_flag=True,
+    help="Keep the old key in the key file after the new one, to decrypt other databases.",
+)
+@json_option
+@click.pass_context
+def secrets_rotate_key(ctx: click.Context, keep_old: bool, as_json: bool) -> None:
+    """Re-encrypt every connection's secrets with a new key, in one transaction."""
+    data = secret_service.rotate_key(_hub(ctx), keep_old=keep_old)
+    if as_json:
+        _dump(data)
+        return
+    click.echo(
+        f"Re-encrypted the secrets of {data['connections_reencrypted']} connection(s) "
+        f"with the key from {data['key']['location']}. {data['note']}"
+    )
 
 
 def main() -> None:

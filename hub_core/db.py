@@ -11,17 +11,20 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub_core.crypto import SecretCodec, has_encrypted
 from hub_core.errors import HubError, InvalidInput
+from hub_core.home import create_private_file
 
 DATABASE_ENV = "HUB_DATABASE_URL"
 DEFAULT_URL = "sqlite:///hub.db"
@@ -71,12 +74,36 @@ class Database:
                 "Give a SQLAlchemy URL such as sqlite:///hub.db or "
                 "postgresql+psycopg://user@host/dbname."
             ) from None
+        self.secrets = SecretCodec(self.has_encrypted_secrets)
         if self.engine.dialect.name == "sqlite":
+            self._create_private_sqlite_file()
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         if upgrade:
             self.upgrade()
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, or None (another database, or an in-memory one)."""
+        database = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return Path(database)
+
+    def _create_private_sqlite_file(self) -> None:
+        # Created 0600 before SQLite opens it; SQLite gives its -wal, -shm and -journal files
+        # the database file's mode, so they are private too.
+        path = self.sqlite_path
+        if path is not None and path.parent.is_dir():
+            create_private_file(path)
+
+    def has_encrypted_secrets(self) -> bool:
+        """Whether any connection holds an encrypted secret (so a lost key must not be replaced)."""
+        from hub_core.models import Connection
+
+        with self.session() as session:
+            return has_encrypted(session.scalars(select(Connection.config)))
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub_core.channel import ChannelConnection, Progress
+from hub_core.crypto import is_encrypted
 from hub_core.errors import InvalidInput, NeedsReauth, NotFound, redact
 from hub_core.models import Connection
 from hub_core.plugins import Channel
@@ -129,6 +130,8 @@ def add_connection(hub: Hub, name: str, channel_name: str, values: Mapping[str, 
         raise InvalidInput("A connection name must be 1 to 200 characters.")
     channel = hub.registry.channel(channel_name)
     config, settings = _validate(channel, *split_values(channel, values))
+    # Sealed before the transaction: the first seal may look for secrets in the database.
+    config = hub.db.secrets.seal(config, secret_keys(channel.connection_schema))
     with hub.db.session() as session:
         if session.scalar(select(Connection.id).where(Connection.name == name)) is not None:
             raise InvalidInput(
@@ -146,18 +149,24 @@ def configure_connection(hub: Hub, name: str, values: Mapping[str, str]) -> dict
     if not values:
         raise InvalidInput("Nothing to change: give at least one --set KEY=VALUE.")
     with hub.db.session() as session:
+        channel = hub.registry.channel(get_connection(session, name).channel)
+    if secret_keys(channel.connection_schema):
+        # Load (or create) the key before the transaction: that may read the database.
+        hub.db.secrets.keyring(create=True)
+    with hub.db.session() as session:
         row = get_connection(session, name)
-        channel = hub.registry.channel(row.channel)
         new_config, new_settings = split_values(channel, values)
-        kept = row.config
+        kept = {k: v for k, v in row.config.items() if k not in new_config}
         if new_config:
             # New credentials: forget what the plugin derived from the old ones.
             hidden = hidden_keys(channel.connection_schema)
-            kept = {k: v for k, v in row.config.items() if k not in hidden}
+            kept = {k: v for k, v in kept.items() if k not in hidden}
+        # Only the values kept are decrypted: new tokens can replace ones whose key is lost.
+        kept = hub.db.secrets.open(kept, f"connection {name!r}")
         config, settings = _validate(
             channel, {**kept, **new_config}, {**row.settings, **new_settings}
         )
-        row.config = config
+        row.config = hub.db.secrets.seal(config, secret_keys(channel.connection_schema))
         row.settings = settings
         if new_config:
             row.health = "unknown"
@@ -182,7 +191,11 @@ def describe(hub: Hub, row: Connection) -> dict[str, Any]:
                 channel.settings_schema().load(dict(row.settings))
             )
     hidden = hidden_keys(channel.connection_schema) if channel else ()
-    config = {k: ("***" if k in secrets else v) for k, v in row.config.items() if k not in hidden}
+    config = {
+        k: ("***" if k in secrets or is_encrypted(v) else v)
+        for k, v in row.config.items()
+        if k not in hidden
+    }
     return {
         "name": row.name,
         "channel": row.channel,
@@ -220,13 +233,19 @@ def open_connection(
     channel = hub.registry.channel(row.channel)
     if row.health == HEALTH_NEEDS_REAUTH and not needing_reauth:
         raise NeedsReauth(channel.reauth_message(row.name, row.health_message))
-    config = _load(channel.connection_schema, row.config, f"connection values of {name!r}")
+    stored_config = hub.db.secrets.open(row.config, f"connection {name!r}")
+    config = _load(channel.connection_schema, stored_config, f"connection values of {name!r}")
     settings = _load(channel.settings_schema, row.settings, f"settings of {name!r}")
+    secrets = secret_keys(channel.connection_schema)
+    if secrets:
+        # save_config seals inside a transaction: load (or create) the key before any.
+        hub.db.secrets.keyring(create=True)
 
     def save_config(updates: dict[str, Any]) -> None:
         with hub.db.session() as s:
             stored = get_connection(s, name)
-            stored.config = {**stored.config, **{k: _jsonable(v) for k, v in updates.items()}}
+            changed = {k: _jsonable(v) for k, v in updates.items()}
+            stored.config = hub.db.secrets.seal({**stored.config, **changed}, secrets)
 
     def set_health(health: str, message: str) -> None:
         with hub.db.session() as s:
@@ -240,7 +259,7 @@ def open_connection(
         config=config,
         settings=settings,
         health=row.health,
-        secret_keys=secret_keys(channel.connection_schema),
+        secret_keys=secrets,
         progress=progress or hub.progress(name),
         on_save_config=save_config,
         on_health=set_health,
