@@ -133,8 +133,8 @@ def find_keyring() -> KeyRing | None:
 def missing_key_error(what: str) -> SecretKeyError:
     """The error for encrypted secrets and no key at all."""
     return SecretKeyError(
-        f"{what[:1].upper()}{what[1:]} holds encrypted secrets but no key was found: the hub looked in "
-        f"{where_looked()}. Set {KEY_ENV} to the key the database was encrypted with, or "
+        f"{what[:1].upper()}{what[1:]} holds encrypted secrets but no key was found: the hub "
+        f"looked in {where_looked()}. Set {KEY_ENV} to the key the database was encrypted with, or "
         "restore the key file (a new key cannot decrypt them); nothing was changed."
     )
 
