@@ -265,7 +265,9 @@ def test_rotate_key_keep_old_keeps_the_old_key_after_the_new_one(
     _add(hub_cli, store)
     key_file = _key_file(isolated_hub_home)
     old_key = key_file.read_text().strip()
-    hub_cli("secrets", "rotate-key", "--keep-old")
+    said = hub_cli("secrets", "rotate-key", "--keep-old").stdout
+    assert f"Re-encrypted the secrets of 1 connection(s) with the key from {key_file}" in said
+    assert "old key is kept after the new one" in said
     keys = key_file.read_text().split()
     assert len(keys) == 2 and keys[1] == old_key and keys[0] != old_key
     hub_cli("connections", "test", "shop")
@@ -439,3 +441,20 @@ def test_sqlite_wal_shm_and_journal_files_are_private(tmp_path: Path, umask_022:
         conn.execute("ROLLBACK")
     finally:
         conn.close()
+
+
+def test_after_a_lost_key_a_new_key_and_the_secrets_given_again_recover_the_connection(
+    hub_cli: Any,
+    store: FakeStore,
+    sqlite_url: str,
+    isolated_hub_home: Path,
+    registry: Registry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _add(hub_cli, store)
+    _key_file(isolated_hub_home).unlink()  # lost
+    hub_cli("connections", "test", "shop", code=1)
+    monkeypatch.setenv(KEY_ENV, Fernet.generate_key().decode())
+    hub_cli("connections", "configure", "shop", "--set", "api_key=a-new-api-key")
+    hub_cli("connections", "test", "shop")
+    assert _opened(sqlite_url, registry, "shop")["api_key"] == "a-new-api-key"
