@@ -25,16 +25,19 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import json
+import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
+from unittest import mock
 
 import pytest
 
 from hub_core.channel import NOT_SUPPORTED, OPERATIONS, REQUIREMENTS, SUPPORTED
+from hub_core.home import HOME_ENV
 from hub_core.plugins import Channel, Registry
 from hub_core.services.connections import secret_keys
 from hub_core.testing.cli import CliResult, HookCalls, HubCli, make_registry
@@ -266,18 +269,20 @@ def open_world(harness_class: type[ChannelHarness], workdir: Path) -> Iterator[W
     """Start a harness in ``workdir`` and open the CLI on a fresh database next to it.
 
     The registry holds only the harness's plugin and a :class:`HookCalls`; the harness is
-    stopped when the block ends.
+    stopped when the block ends. The hub's home (where it keeps its key file) is in
+    ``workdir`` too, so the suite never writes into the real one.
     """
     (workdir / "channel").mkdir(parents=True, exist_ok=True)
     harness = harness_class(workdir / "channel")
-    harness.start()
-    try:
-        calls = HookCalls()
-        registry = make_registry([(harness.plugin(), harness.channel)], calls)
-        cli = HubCli(registry, f"sqlite:///{workdir / 'hub.db'}")
-        yield World(harness=harness, cli=cli, calls=calls, workdir=workdir)
-    finally:
-        harness.stop()
+    with mock.patch.dict(os.environ, {HOME_ENV: str(workdir / "hub-home")}):
+        harness.start()
+        try:
+            calls = HookCalls()
+            registry = make_registry([(harness.plugin(), harness.channel)], calls)
+            cli = HubCli(registry, f"sqlite:///{workdir / 'hub.db'}")
+            yield World(harness=harness, cli=cli, calls=calls, workdir=workdir)
+        finally:
+            harness.stop()
 
 
 def _sets(values: Mapping[str, str]) -> list[str]:
