@@ -13,11 +13,11 @@ which is how a key is rotated without losing anything.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -142,36 +142,43 @@ def missing_key_error(what: str) -> SecretKeyError:
 def write_key_file(path: Path, keys: Iterable[bytes]) -> None:
     """Write ``keys`` (first = the one that encrypts) to ``path``, atomically, mode 0600."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    temporary = _private_temporary(path, (key.decode("ascii") for key in keys))
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write("".join(key.decode("ascii") + "\n" for key in keys))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o600)  # in case it existed with another mode
         os.replace(temporary, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
+        temporary.unlink(missing_ok=True)
         raise
 
 
+def _private_temporary(path: Path, lines: Iterable[str]) -> Path:
+    """A new file next to ``path`` (mode 0600, a unique name) holding ``lines``, synced."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write("".join(f"{line}\n" for line in lines))
+        handle.flush()
+        os.fsync(handle.fileno())
+    return Path(name)
+
+
 def create_key_file() -> KeyRing:
-    """Create the key file with a new key (0600, in a 0700 home); keep one that appeared."""
+    """Create the key file with a new key (0600, in a 0700 home); keep one that appeared.
+
+    The key is written to a temporary file first and then linked into place: the link fails
+    if another process made the key file meanwhile (its key is used), and nobody ever reads a
+    key file that is still empty.
+    """
     ensure_hub_home()
     path = key_file()
+    key = Fernet.generate_key()
+    temporary = _private_temporary(path, [key.decode("ascii")])
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.link(temporary, path)
     except FileExistsError:  # another process was first: use its key
         ring = find_keyring()
         assert ring is not None
         return ring
-    key = Fernet.generate_key()
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(key.decode("ascii") + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    finally:
+        temporary.unlink(missing_ok=True)
     return KeyRing((key,), "file", str(path))
 
 

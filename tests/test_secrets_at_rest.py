@@ -458,3 +458,19 @@ def test_after_a_lost_key_a_new_key_and_the_secrets_given_again_recover_the_conn
     hub_cli("connections", "configure", "shop", "--set", "api_key=a-new-api-key")
     hub_cli("connections", "test", "shop")
     assert _opened(sqlite_url, registry, "shop")["api_key"] == "a-new-api-key"
+
+
+def test_processes_creating_the_key_file_at_once_all_get_the_same_key(
+    isolated_hub_home: Path,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hub_core.crypto import create_key_file
+
+    with ThreadPoolExecutor(8) as pool:
+        rings = list(pool.map(lambda _: create_key_file(), range(16)))
+    key_file = _key_file(isolated_hub_home)
+    assert len({ring.keys for ring in rings}) == 1
+    assert key_file.read_text().split() == [rings[0].keys[0].decode()]
+    assert [p.name for p in isolated_hub_home.iterdir()] == ["secret.key"]  # no leftovers
+    assert _mode(key_file) == 0o600
