@@ -795,6 +795,12 @@ def secrets_status(ctx: click.Context, as_json: bool) -> None:
         f"secrets:   {data['connections_encrypted']} of {data['connections']} connection(s) "
         "encrypted (Fernet)"
     )
+    if data["connections_not_decryptable"]:
+        names = ", ".join(data["connections_not_decryptable"])
+        click.echo(
+            f"NOT READABLE: {names}: the key is missing or not the one they were encrypted with "
+            f"(looked in {key['looked_in']})"
+        )
     if data["connections_with_plain_secrets"]:
         names = ", ".join(data["connections_with_plain_secrets"])
         click.echo(f"plain:     {names}: encrypt with 'hub secrets rotate-key'")

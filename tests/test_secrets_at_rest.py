@@ -174,6 +174,9 @@ def test_a_missing_key_is_an_error_naming_where_it_looked_and_changes_nothing(
         assert "nothing was changed" in result.stderr
         assert not key_file.exists()  # a new key would decrypt nothing: none is made
     assert db_snapshot(sqlite_url) == before
+    status = hub_cli.json("secrets", "status")
+    assert status["key"]["source"] == "none" and status["connections_not_decryptable"] == ["shop"]
+    assert "NOT READABLE: shop" in hub_cli("secrets", "status").stdout
     # Commands that need no secret still work.
     hub_cli("connections", "list")
     assert hub_cli.json("connections", "show", "shop")["config"]["api_key"] == "***"
@@ -193,6 +196,7 @@ def test_a_wrong_key_is_an_error_and_changes_nothing(
         result = hub_cli(*args, code=1)
         assert "Cannot decrypt api_key of connection 'shop'" in result.stderr
         assert f"the environment variable {KEY_ENV}" in result.stderr
+    assert hub_cli.json("secrets", "status")["connections_not_decryptable"] == ["shop"]
     assert db_snapshot(sqlite_url) == before
 
 
@@ -221,7 +225,8 @@ def test_secrets_status_says_where_the_key_comes_from(
     _add(hub_cli, store)
     shown = hub_cli("secrets", "status").stdout
     assert f"key file {_key_file(isolated_hub_home)}" in shown
-    assert "1 of 1 connection(s) encrypted" in shown
+    assert "1 of 1 connection(s) encrypted" in shown and "NOT READABLE" not in shown
+    assert hub_cli.json("secrets", "status")["connections_not_decryptable"] == []
     # The test's database is a copy, made with the umask's mode: status says so, and the fix.
     path = Path(sqlite_url.removeprefix("sqlite:///"))
     path.chmod(0o644)

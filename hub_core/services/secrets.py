@@ -18,6 +18,7 @@ from hub_core.crypto import (
     GENERATE_HINT,
     KEY_ENV,
     KeyRing,
+    SecretKeyError,
     find_keyring,
     has_encrypted,
     is_encrypted,
@@ -53,6 +54,16 @@ def plain_secrets(config: Mapping[str, Any], keys: tuple[str, ...]) -> list[str]
     return [k for k in keys if config.get(k) is not None and not is_encrypted(config[k])]
 
 
+def _decrypts(ring: KeyRing, config: Mapping[str, Any]) -> bool:
+    try:
+        for key, value in config.items():
+            if is_encrypted(value):
+                ring.decrypt(value, key)
+    except SecretKeyError:
+        return False
+    return True
+
+
 def _database_file(hub: Hub) -> dict[str, Any] | None:
     path = hub.db.sqlite_path
     if path is None or not path.exists():
@@ -68,6 +79,7 @@ def status(hub: Hub) -> dict[str, Any]:
     with hub.db.session() as session:
         rows = list(session.execute(select(Connection.name, Connection.channel, Connection.config)))
     encrypted = sum(1 for r in rows if has_encrypted([r.config]))
+    undecryptable = sorted(r.name for r in rows if ring and not _decrypts(ring, r.config))
     plain = sorted(r.name for r in rows if plain_secrets(r.config, secret_map.get(r.channel, ())))
     key: dict[str, Any] = {
         "source": ring.source if ring else "none",
@@ -85,6 +97,10 @@ def status(hub: Hub) -> dict[str, Any]:
         "connections": len(rows),
         "connections_encrypted": encrypted,
         "connections_with_plain_secrets": plain,
+        # Connections whose secrets the key cannot decrypt (all of them when it is missing).
+        "connections_not_decryptable": undecryptable
+        if ring
+        else sorted(r.name for r in rows if has_encrypted([r.config])),
         "database_file": _database_file(hub),
     }
 
