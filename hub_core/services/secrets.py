@@ -54,11 +54,19 @@ def plain_secrets(config: Mapping[str, Any], keys: tuple[str, ...]) -> list[str]
     return [k for k in keys if config.get(k) is not None and not is_encrypted(config[k])]
 
 
-def _decrypts(ring: KeyRing, config: Mapping[str, Any]) -> bool:
+def _decrypt_all(ring: KeyRing, name: str, config: Mapping[str, Any]) -> None:
+    """Decrypt every encrypted value of a connection's config (raise if one fails)."""
+    for key, value in config.items():
+        if is_encrypted(value):
+            ring.decrypt(value, f"{key} of connection {name!r}")
+
+
+def _readable(ring: KeyRing | None, name: str, config: Mapping[str, Any]) -> bool:
+    """Whether ``ring`` decrypts every encrypted value of the config (None: only if none)."""
+    if ring is None:
+        return not has_encrypted([config])
     try:
-        for key, value in config.items():
-            if is_encrypted(value):
-                ring.decrypt(value, key)
+        _decrypt_all(ring, name, config)
     except SecretKeyError:
         return False
     return True
@@ -79,7 +87,7 @@ def status(hub: Hub) -> dict[str, Any]:
     with hub.db.session() as session:
         rows = list(session.execute(select(Connection.name, Connection.channel, Connection.config)))
     encrypted = sum(1 for r in rows if has_encrypted([r.config]))
-    undecryptable = sorted(r.name for r in rows if ring and not _decrypts(ring, r.config))
+    unreadable = sorted(r.name for r in rows if not _readable(ring, r.name, r.config))
     plain = sorted(r.name for r in rows if plain_secrets(r.config, secret_map.get(r.channel, ())))
     key: dict[str, Any] = {
         "source": ring.source if ring else "none",
@@ -98,9 +106,7 @@ def status(hub: Hub) -> dict[str, Any]:
         "connections_encrypted": encrypted,
         "connections_with_plain_secrets": plain,
         # Connections whose secrets the key cannot decrypt (all of them when it is missing).
-        "connections_not_decryptable": undecryptable
-        if ring
-        else sorted(r.name for r in rows if has_encrypted([r.config])),
+        "connections_not_decryptable": unreadable,
         "database_file": _database_file(hub),
     }
 
@@ -135,9 +141,7 @@ def _check_decryptable(hub: Hub, ring: KeyRing) -> None:
     """Fail (changing nothing) unless the ring decrypts every stored secret."""
     with hub.db.session() as session:
         for name, config in session.execute(select(Connection.name, Connection.config)):
-            for key, value in config.items():
-                if is_encrypted(value):
-                    ring.decrypt(value, f"{key} of connection {name!r}")
+            _decrypt_all(ring, name, config)
 
 
 def rotate_key(hub: Hub, *, keep_old: bool = False) -> dict[str, Any]:
