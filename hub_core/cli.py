@@ -105,10 +105,24 @@ def _progress(label: str) -> Progress:
 
 def _hub(ctx: click.Context) -> Hub:
     """The hub for this invocation: opened (and migrated) on first use."""
-    obj = ctx.find_root().ensure_object(dict)
+    root = ctx.find_root()
+    obj = root.ensure_object(dict)
     if "hub" not in obj:
-        obj["hub"] = Hub(db=Database(obj.get("url")), registry=obj["registry"], progress=_progress)
+        hub = obj["hub"] = Hub(
+            db=Database(obj.get("url")), registry=obj["registry"], progress=_progress
+        )
+        root.call_on_close(lambda: _announce_new_key(hub))
     return obj["hub"]
+
+
+def _announce_new_key(hub: Hub) -> None:
+    # The operator must know the key exists: without it the stored secrets are lost.
+    created = hub.db.secrets.created
+    if created is not None:
+        _note(
+            f"Created the key that encrypts connection secrets: {created.location} (mode 0600). "
+            "Back it up apart from the database; see SECURITY.md."
+        )
 
 
 def _dump(data: Any) -> None:

@@ -203,6 +203,8 @@ class SecretCodec:
     def __init__(self, database_has_secrets: Callable[[], bool]) -> None:
         self._database_has_secrets = database_has_secrets
         self._ring: KeyRing | None = None
+        #: The key file this codec created (first use), so the CLI can say where it is.
+        self.created: KeyRing | None = None
 
     def keyring(self, *, create: bool, what: str = "The database") -> KeyRing:
         """The key ring; with ``create``, make the key file when no key exists anywhere yet."""
@@ -211,7 +213,7 @@ class SecretCodec:
             if ring is None:
                 if not create or self._database_has_secrets():
                     raise missing_key_error(what)
-                ring = create_key_file()
+                ring = self.created = create_key_file()
             self._ring = ring
         return self._ring
 

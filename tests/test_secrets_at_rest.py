@@ -107,8 +107,10 @@ def test_a_secret_is_stored_encrypted_with_a_key_file_created_0600_on_first_use(
     monkeypatch.setenv("HUB_HOME", str(home))
     hub_cli("catalog", "list")
     assert not home.exists()  # no secret stored yet, no key made
-    _add(hub_cli, store)
+    added = _add(hub_cli, store)
     key_file = _key_file(home)
+    assert f"Created the key that encrypts connection secrets: {key_file}" in added.stderr
+    assert "Created the key" not in _add(hub_cli, store, name="again").stderr
     assert _mode(home) == 0o700 and _mode(key_file) == 0o600
     stored = _stored_config(sqlite_url)
     assert stored["store"] == str(store.path)  # only secret fields are encrypted
