@@ -91,6 +91,12 @@ def umask_022() -> Iterator[None]:
         os.umask(old)
 
 
+@pytest.fixture
+def any_hub_cli(hub_cli: Any, database_url: str) -> Any:
+    """The CLI on a fresh database: once SQLite, once PostgreSQL."""
+    return type(hub_cli)(database_url)
+
+
 # --- encryption and the key -----------------------------------------------------------------
 
 
@@ -143,16 +149,16 @@ def test_the_key_from_hub_secret_key_is_used_and_no_key_file_is_written(
 
 
 def test_a_missing_key_is_an_error_naming_where_it_looked_and_changes_nothing(
-    hub_cli: Any,
+    any_hub_cli: Any,
     store: FakeStore,
-    sqlite_url: str,
+    database_url: str,
     isolated_hub_home: Path,
     db_snapshot: Snapshot,
 ) -> None:
-    _add(hub_cli, store)
+    _add(any_hub_cli, store)
     key_file = _key_file(isolated_hub_home)
     key_file.unlink()
-    before = db_snapshot(sqlite_url)
+    before = db_snapshot(database_url)
     for args in (
         ("connections", "test", "shop"),
         ("listings", "link", "shop"),
@@ -170,36 +176,36 @@ def test_a_missing_key_is_an_error_naming_where_it_looked_and_changes_nothing(
         ),
         ("secrets", "rotate-key"),
     ):
-        result = hub_cli(*args, code=1)
+        result = any_hub_cli(*args, code=1)
         assert "no key was found" in result.stderr, result.stderr
         assert KEY_ENV in result.stderr and str(key_file) in result.stderr
         assert "nothing was changed" in result.stderr
         assert not key_file.exists()  # a new key would decrypt nothing: none is made
-    assert db_snapshot(sqlite_url) == before
-    status = hub_cli.json("secrets", "status")
+    assert db_snapshot(database_url) == before
+    status = any_hub_cli.json("secrets", "status")
     assert status["key"]["source"] == "none" and status["connections_not_decryptable"] == ["shop"]
-    assert "NOT READABLE: shop" in hub_cli("secrets", "status").stdout
+    assert "NOT READABLE: shop" in any_hub_cli("secrets", "status").stdout
     # Commands that need no secret still work.
-    hub_cli("connections", "list")
-    assert hub_cli.json("connections", "show", "shop")["config"]["api_key"] == "***"
+    any_hub_cli("connections", "list")
+    assert any_hub_cli.json("connections", "show", "shop")["config"]["api_key"] == "***"
 
 
 def test_a_wrong_key_is_an_error_and_changes_nothing(
-    hub_cli: Any,
+    any_hub_cli: Any,
     store: FakeStore,
-    sqlite_url: str,
+    database_url: str,
     monkeypatch: pytest.MonkeyPatch,
     db_snapshot: Snapshot,
 ) -> None:
-    _add(hub_cli, store)
-    before = db_snapshot(sqlite_url)
+    _add(any_hub_cli, store)
+    before = db_snapshot(database_url)
     monkeypatch.setenv(KEY_ENV, Fernet.generate_key().decode())
     for args in (("connections", "test", "shop"), ("secrets", "rotate-key")):
-        result = hub_cli(*args, code=1)
+        result = any_hub_cli(*args, code=1)
         assert "Cannot decrypt api_key of connection 'shop'" in result.stderr
         assert f"the environment variable {KEY_ENV}" in result.stderr
-    assert hub_cli.json("secrets", "status")["connections_not_decryptable"] == ["shop"]
-    assert db_snapshot(sqlite_url) == before
+    assert any_hub_cli.json("secrets", "status")["connections_not_decryptable"] == ["shop"]
+    assert db_snapshot(database_url) == before
 
 
 def test_a_malformed_key_is_refused_without_echoing_it(
@@ -239,31 +245,31 @@ def test_secrets_status_says_where_the_key_comes_from(
 
 
 def test_rotate_key_re_encrypts_every_connection_with_a_new_key(
-    hub_cli: Any,
+    any_hub_cli: Any,
     store: FakeStore,
-    sqlite_url: str,
+    database_url: str,
     isolated_hub_home: Path,
     registry: Registry,
     tmp_path: Path,
 ) -> None:
     other = FakeStore(tmp_path / "other.json")
     other.create()
-    _add(hub_cli, store)
-    _add(hub_cli, other, name="other")
+    _add(any_hub_cli, store)
+    _add(any_hub_cli, other, name="other")
     key_file = _key_file(isolated_hub_home)
     old_key = key_file.read_text().strip().encode()
-    data = hub_cli.json("secrets", "rotate-key")
+    data = any_hub_cli.json("secrets", "rotate-key")
     assert data["connections_reencrypted"] == 2
     new_key = key_file.read_text().strip().encode()
     assert new_key != old_key and len(key_file.read_text().split()) == 1
     assert _mode(key_file) == 0o600
     for name in ("shop", "other"):
-        token = _stored_config(sqlite_url, name)["api_key"][MARKER].encode()
+        token = _stored_config(database_url, name)["api_key"][MARKER].encode()
         with pytest.raises(InvalidToken):
             Fernet(old_key).decrypt(token)
         assert json.loads(Fernet(new_key).decrypt(token)) == SECRET
-        assert _opened(sqlite_url, registry, name)["api_key"] == SECRET
-        hub_cli("connections", "test", name)
+        assert _opened(database_url, registry, name)["api_key"] == SECRET
+        any_hub_cli("connections", "test", name)
 
 
 def test_rotate_key_keep_old_keeps_the_old_key_after_the_new_one(
@@ -281,9 +287,9 @@ def test_rotate_key_keep_old_keeps_the_old_key_after_the_new_one(
 
 
 def test_a_failed_rotation_changes_nothing(
-    hub_cli: Any,
+    any_hub_cli: Any,
     store: FakeStore,
-    sqlite_url: str,
+    database_url: str,
     isolated_hub_home: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -291,11 +297,11 @@ def test_a_failed_rotation_changes_nothing(
 ) -> None:
     other = FakeStore(tmp_path / "other.json")
     other.create()
-    _add(hub_cli, store)
-    _add(hub_cli, other, name="other")
+    _add(any_hub_cli, store)
+    _add(any_hub_cli, other, name="other")
     key_file = _key_file(isolated_hub_home)
     key_before = key_file.read_text()
-    before = db_snapshot(sqlite_url)
+    before = db_snapshot(database_url)
     calls: list[str] = []
     real_rotate = KeyRing.rotate
 
@@ -306,12 +312,12 @@ def test_a_failed_rotation_changes_nothing(
         return real_rotate(self, stored, what)
 
     monkeypatch.setattr(KeyRing, "rotate", rotate_once_then_fail)
-    hub_cli("secrets", "rotate-key", code=1, internal_error=True)
+    any_hub_cli("secrets", "rotate-key", code=1, internal_error=True)
     assert len(calls) == 2
-    assert db_snapshot(sqlite_url) == before
+    assert db_snapshot(database_url) == before
     assert key_file.read_text() == key_before
     monkeypatch.setattr(KeyRing, "rotate", real_rotate)
-    hub_cli("connections", "test", "other")
+    any_hub_cli("connections", "test", "other")
 
 
 def test_rotate_key_with_keys_from_the_environment(
