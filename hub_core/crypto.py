@@ -187,6 +187,11 @@ def is_encrypted(value: Any) -> bool:
     return isinstance(value, Mapping) and set(value) == {MARKER}
 
 
+def plain_secrets(config: Mapping[str, Any], secret_keys: Iterable[str]) -> list[str]:
+    """The secret keys of ``config`` still stored in plain text."""
+    return [k for k in secret_keys if config.get(k) is not None and not is_encrypted(config[k])]
+
+
 def has_encrypted(configs: Iterable[Mapping[str, Any]]) -> bool:
     """Whether any of the stored configs holds an encrypted value."""
     return any(is_encrypted(v) for config in configs for v in config.values())

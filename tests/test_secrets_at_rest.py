@@ -335,22 +335,36 @@ def test_rotate_key_with_keys_from_the_environment(
     assert hub_cli("secrets", "rotate-key", "--keep-old", code=2).stderr
 
 
-def test_plain_secrets_are_named_by_status_and_encrypted_by_rotate_key(
-    hub_cli: Any, store: FakeStore, sqlite_url: str, registry: Registry
-) -> None:
-    # A row as a channel installed after the migration left it: its secret in plain text.
-    engine = create_engine(sqlite_url)
+def _insert_plain(url: str, name: str, store: FakeStore) -> None:
+    """A row as the migration leaves it when the channel was not installed: secret in plain."""
+    engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO connections (name, channel, config, settings, health, "
-                "health_message, created_at, updated_at) VALUES ('late', 'fake', :c, '{}', "
+                "health_message, created_at, updated_at) VALUES (:n, 'fake', :c, '{}', "
                 "'unknown', '', '2026-12-01 00:00:00', '2026-12-01 00:00:00')"
             ),
-            {"c": json.dumps({"store": str(store.path), "api_key": SECRET})},
+            {"n": name, "c": json.dumps({"store": str(store.path), "api_key": SECRET})},
         )
     engine.dispose()
-    assert _opened(sqlite_url, registry, "late")["api_key"] == SECRET  # still usable
+
+
+def test_plain_secrets_are_encrypted_by_the_first_operation(
+    hub_cli: Any, store: FakeStore, sqlite_url: str, registry: Registry
+) -> None:
+    _insert_plain(sqlite_url, "late", store)
+    assert SECRET.encode() in _raw(sqlite_url)
+    hub_cli("connections", "test", "late")
+    assert SECRET.encode() not in _raw(sqlite_url)
+    assert set(_stored_config(sqlite_url, "late")["api_key"]) == {MARKER}
+    assert _opened(sqlite_url, registry, "late")["api_key"] == SECRET
+
+
+def test_plain_secrets_are_named_by_status_and_encrypted_by_rotate_key(
+    hub_cli: Any, store: FakeStore, sqlite_url: str, registry: Registry
+) -> None:
+    _insert_plain(sqlite_url, "late", store)
     assert hub_cli.json("secrets", "status")["connections_with_plain_secrets"] == ["late"]
     assert "late: encrypt with 'hub secrets rotate-key'" in hub_cli("secrets", "status").stdout
     assert hub_cli.json("secrets", "rotate-key")["plain_values_encrypted"] == 1

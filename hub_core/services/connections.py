@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub_core.channel import ChannelConnection, Progress
-from hub_core.crypto import is_encrypted
+from hub_core.crypto import is_encrypted, plain_secrets
 from hub_core.errors import InvalidInput, NeedsReauth, NotFound, redact
 from hub_core.models import Connection
 from hub_core.plugins import Channel
@@ -240,6 +240,11 @@ def open_connection(
     if secrets:
         # save_config seals inside a transaction: load (or create) the key before any.
         hub.db.secrets.keyring(create=True)
+    if plain_secrets(row.config, secrets):
+        # Left in plain text (its plugin was not installed when the database was migrated).
+        with hub.db.session() as s:
+            stored = get_connection(s, name)
+            stored.config = hub.db.secrets.seal(stored.config, secrets)
 
     def save_config(updates: dict[str, Any]) -> None:
         with hub.db.session() as s:

@@ -24,6 +24,7 @@ from hub_core.crypto import (
     is_encrypted,
     key_file,
     missing_key_error,
+    plain_secrets,
     where_looked,
     write_key_file,
 )
@@ -47,11 +48,6 @@ def installed_secret_keys(registry: Registry | None = None) -> dict[str, tuple[s
     return {
         name: secret_keys(channel.connection_schema) for name, channel in registry.channels.items()
     }
-
-
-def plain_secrets(config: Mapping[str, Any], keys: tuple[str, ...]) -> list[str]:
-    """The secret keys of ``config`` still stored in plain text."""
-    return [k for k in keys if config.get(k) is not None and not is_encrypted(config[k])]
 
 
 def _decrypt_all(ring: KeyRing, name: str, config: Mapping[str, Any]) -> None:

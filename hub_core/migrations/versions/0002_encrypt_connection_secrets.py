@@ -8,7 +8,8 @@ A data migration (issue 11): databases made before secrets were encrypted hold e
 connection's secret fields in plain text in ``connections.config``. Each secret field (as the
 installed channel's schema declares it) is encrypted with the hub's key, which is created on
 first use (see hub_core.crypto). A connection whose channel is not installed is left as it is;
-``hub secrets status`` names it and ``hub secrets rotate-key`` encrypts it later. Downgrading
+the first operation on it once its plugin is installed encrypts it (or ``hub secrets
+rotate-key``). Downgrading
 decrypts every value again (it needs the key).
 """
 
@@ -17,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from hub_core.crypto import SecretCodec, has_encrypted
-from hub_core.services.secrets import installed_secret_keys, plain_secrets
+from hub_core.crypto import SecretCodec, has_encrypted, plain_secrets
+from hub_core.services.secrets import installed_secret_keys
 
 revision = "0002_encrypt_connection_secrets"
 down_revision = "0001"
