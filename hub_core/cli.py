@@ -818,12 +818,10 @@ def secrets_status(ctx: click.Context, as_json: bool) -> None:
     if data["connections_with_plain_secrets"]:
         names = ", ".join(data["connections_with_plain_secrets"])
         click.echo(f"plain:     {names}: encrypt with 'hub secrets rotate-key'")
-    db_file = data["database_file"]
-    if db_file:
-        note = (
-            "private" if db_file["private"] else f"readable by others: chmod 600 {db_file['path']}"
-        )
-        click.echo(f"database:  {db_file['path']} (mode {db_file['mode']}, {note})")
+    for label, info in (("key file", key["file"]), ("database", data["database_file"])):
+        if info:
+            note = "private" if info["private"] else f"readable by others: chmod 600 {info['path']}"
+            click.echo(f"{label + ':':10} {info['path']} (mode {info['mode']}, {note})")
 
 
 @secrets_group.command("rotate-key")

@@ -240,7 +240,11 @@ def test_secrets_status_says_where_the_key_comes_from(
     path.chmod(0o644)
     assert f"mode 0644, readable by others: chmod 600 {path}" in hub_cli("secrets", "status").stdout
     path.chmod(0o600)
-    assert "mode 0600, private" in hub_cli("secrets", "status").stdout
+    assert f"database:  {path} (mode 0600, private)" in hub_cli("secrets", "status").stdout
+    key_file = _key_file(isolated_hub_home)
+    assert f"key file:  {key_file} (mode 0600, private)" in hub_cli("secrets", "status").stdout
+    key_file.chmod(0o644)  # as a hand-made key file may be
+    assert f"readable by others: chmod 600 {key_file}" in hub_cli("secrets", "status").stdout
     assert _key_file(isolated_hub_home).read_text().strip() not in shown
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import stat
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
@@ -68,8 +69,8 @@ def _readable(ring: KeyRing | None, name: str, config: Mapping[str, Any]) -> boo
     return True
 
 
-def _database_file(hub: Hub) -> dict[str, Any] | None:
-    path = hub.db.sqlite_path
+def _file_mode(path: Path | None) -> dict[str, Any] | None:
+    """A file's path and mode, and whether only its owner can read it (None: no such file)."""
     if path is None or not path.exists():
         return None
     mode = stat.S_IMODE(path.stat().st_mode)
@@ -90,6 +91,7 @@ def status(hub: Hub) -> dict[str, Any]:
         "location": ring.location if ring else None,
         "keys": len(ring.keys) if ring else 0,
         "looked_in": where_looked(),
+        "file": _file_mode(Path(ring.location)) if ring and ring.source == "file" else None,
     }
     if ring is None:
         key["note"] = (
@@ -103,7 +105,7 @@ def status(hub: Hub) -> dict[str, Any]:
         "connections_with_plain_secrets": plain,
         # Connections whose secrets the key cannot decrypt (all of them when it is missing).
         "connections_not_decryptable": unreadable,
-        "database_file": _database_file(hub),
+        "database_file": _file_mode(hub.db.sqlite_path),
     }
 
 
