@@ -17,6 +17,7 @@ from hub_core.channel import (
     ListingUpdate,
     Outcome,
 )
+from hub_core.crash import crash_point
 from hub_core.errors import InvalidInput, NotFound, PluginError
 from hub_core.models import CatalogProduct, Connection, Listing, SyncCursor, utcnow
 from hub_core.services.catalog import current_counter, format_money
@@ -146,6 +147,7 @@ def link_listings(
                 channel, operation_name(operation), connection=view, items=chunk
             )
             _check_answers(channel.name, operation, [i.sku for i in chunk], results)
+            crash_point("link_listings.answered")
             _store_links(hub, row.id, results, run)
     return run.result()
 
@@ -394,6 +396,7 @@ def sync_listings(hub: Hub, connection_name: str, *, dry_run: bool = False) -> O
             chunk = updates[start : start + CHUNK]
             outcomes = hub.registry.call(channel, "sync_listings", connection=view, updates=chunk)
             _check_answers(channel.name, "sync", [u.sku for u in chunk], outcomes)
+            crash_point("sync_listings.sent")
             _store_sync(hub, row.id, chunk, outcomes, run)
         _clear_settled(hub, row.id, up_to)
         run.count("sent", run.counts.get(Outcome.OK.value, 0))

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from hub_core.channel import ChannelConnection, ChannelOrder, Outcome
+from hub_core.crash import crash_point
 from hub_core.errors import InvalidInput, NotFound, RequirementNotMet
 from hub_core.models import Connection, Order, OrderLine, Shipment, utcnow
 from hub_core.plugins import Channel
@@ -65,8 +66,10 @@ def get_orders(hub: Hub, connection_name: str, days: int | None = None) -> Opera
         def store_and_acknowledge(orders: Iterable[ChannelOrder]) -> None:
             for chunk in _chunks(orders, CHUNK):
                 stored = _store(hub, row.id, chunk, run.run_id, run)
+                crash_point("get_orders.stored")
                 _acknowledge(hub, channel, view, row.id, stored, run)
                 view.progress.advance(len(chunk))
+                crash_point("get_orders.chunk")
 
         # Inside the hook call, so that a wrapper around get orders sees all of it.
         hub.registry.call(
@@ -180,6 +183,7 @@ def _acknowledge(
         channel, "acknowledge_orders", connection=view, channel_order_ids=list(channel_order_ids)
     )
     ok = [o.ref for o in outcomes if o.outcome == Outcome.OK]
+    crash_point("get_orders.acknowledged")
     for outcome in outcomes:
         if outcome.outcome == Outcome.FAILED:
             run.record(

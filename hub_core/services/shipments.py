@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from hub_core.channel import Outcome, RecordOutcome, ShipmentToSend
 from hub_core.channel import ShipmentLine as SendLine
+from hub_core.crash import crash_point
 from hub_core.errors import InvalidInput
 from hub_core.models import Order, Shipment, ShipmentLine, utcnow
 from hub_core.services.catalog import not_utf8
@@ -281,6 +282,7 @@ def sync_orders(hub: Hub, connection_name: str) -> OperationResult:
         for start in range(0, len(to_send), CHUNK):
             chunk = to_send[start : start + CHUNK]
             outcomes = hub.registry.call(channel, "sync_orders", connection=view, shipments=chunk)
+            crash_point("sync_orders.sent")
             _store_outcomes(hub, chunk, outcomes, run)
     return run.result()
 

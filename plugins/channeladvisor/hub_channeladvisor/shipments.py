@@ -33,6 +33,7 @@ from hub_channeladvisor.client.batch import BatchPart
 from hub_channeladvisor.client.outcomes import RetriesExhausted, error_message
 from hub_channeladvisor.orders import odata_datetime
 from hub_core.channel import Outcome, RecordOutcome, ShipmentToSend
+from hub_core.crash import crash_point
 from hub_core.errors import AuthError, ChannelError, RateLimited
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,7 @@ def sync_shipments(
             )
         else:
             outcome, transient = _ship(client, shipment, dc)
+            crash_point("channeladvisor.shipped")
             results[index] = outcome
             unavailable = unavailable + 1 if transient else 0
             if outcome.outcome is Outcome.OK:

@@ -74,7 +74,7 @@ class ChannelAdvisorClient:
         self._pending_lock = threading.Lock()
         self._own_session = session is None
         self.session = session or new_session()
-        self.timeouts = timeouts or Timeouts()
+        self.timeouts = timeouts or Timeouts.from_environment()
         self.policy = policy or BackoffPolicy()
         self.auth = Authenticator(
             connection,

@@ -33,6 +33,7 @@ from hub_channeladvisor.schemas import (
     env_fallback_message,
 )
 from hub_core.channel import ChannelConnection
+from hub_core.crash import crash_point
 from hub_core.errors import AuthError, ChannelError, InvalidInput, NeedsReauth
 
 log = logging.getLogger(__name__)
@@ -270,6 +271,7 @@ class Authenticator(requests.auth.AuthBase):
         self.store.expires_at = expires_at
         self.store.refreshes += 1
         log.info("Refreshed the ChannelAdvisor access token of connection %s", self.connection.name)
+        crash_point("channeladvisor.token")
         self.persist(
             lambda: self.connection.save_config(
                 access_token=token, access_token_expires_at=expires_at

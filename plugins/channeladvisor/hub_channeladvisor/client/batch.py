@@ -28,6 +28,7 @@ import requests
 from hub_channeladvisor.client import outcomes
 from hub_channeladvisor.client.outcomes import Action, Resolution, RetryBudget
 from hub_channeladvisor.client.session import HttpClient, parse_body
+from hub_core.crash import crash_point
 from hub_core.errors import AuthError, ChannelError
 
 log = logging.getLogger(__name__)
@@ -222,6 +223,7 @@ class Batcher:
                         self.http.limiter.pause(wait)
                         paused = True
 
+            crash_point("channeladvisor.batch")
             results.update(done)
             if on_done and done:
                 on_done(list(done.values()))

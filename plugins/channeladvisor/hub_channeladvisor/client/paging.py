@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from hub_core.crash import crash_point
+
 log = logging.getLogger(__name__)
 
 
@@ -70,6 +72,7 @@ def iter_pages(get_json: Callable[[str], Any], first_url: str) -> Iterator[dict[
         if not isinstance(page, dict):
             return
         yield page
+        crash_point("channeladvisor.page")
         paginator.advance(page)
 
 

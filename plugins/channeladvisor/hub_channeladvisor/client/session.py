@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -33,6 +34,7 @@ from hub_core.errors import AuthError, ChannelError, RateLimited
 log = logging.getLogger(__name__)
 
 USER_AGENT = "hub-channeladvisor/0.1"
+READ_TIMEOUT_ENV = "HUB_CHANNELADVISOR_READ_TIMEOUT"
 # Characters left as they are in query values: OData needs $ ' ( ) , : and / readable, and
 # spaces must become %20 (never '+') to survive inside a $batch request line.
 _QUERY_SAFE = "$',():/"
@@ -46,6 +48,16 @@ class Timeouts:
     read: float = 60.0
     #: Read timeout of a ``$batch`` (up to 100 requests behind one answer).
     batch_read: float = 180.0
+
+    @classmethod
+    def from_environment(cls) -> Timeouts:
+        """The defaults, with ``HUB_CHANNELADVISOR_READ_TIMEOUT`` (seconds) as the read
+        timeout of every request, ``$batch`` included, when it is set to a positive number."""
+        try:
+            read = float(os.environ.get(READ_TIMEOUT_ENV, ""))
+        except ValueError:
+            return cls()
+        return cls(read=read, batch_read=read) if read > 0 else cls()
 
     @property
     def default(self) -> tuple[float, float]:

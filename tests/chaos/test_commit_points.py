@@ -1,0 +1,255 @@
+"""Kills at every commit point, one by one: the next run ends where a run without the kill
+would have, with nothing imported, sent or exported twice and nothing lost.
+
+The killed command is a child process (``HUB_CRASH_AT=<point>``, SIGKILL: no clean-up runs);
+everything else runs in-process. The channel is the ChannelAdvisor sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub_channeladvisor_sandbox.harness import ChannelAdvisorHarness
+from hub_core.crash import CRASH_ENV, POINTS, crash_point
+
+CONNECTION = "shop"
+SKUS = ("CP-1", "CP-2", "CP-3")
+
+
+class Story:
+    """A connection to a sandbox with three products, a catalog, a mapping and helpers."""
+
+    def __init__(self, hub_cli: Any, url: str, workdir: Path) -> None:
+        self.cli = hub_cli
+        self.url = url
+        self.workdir = workdir
+        self.harness = ChannelAdvisorHarness(workdir)
+        self.harness.start()
+        self.sandbox = self.harness.sandbox
+        # One item a page: paging happens in every read.
+        self.sandbox.configure(orders_page_size=1, products_page_size=1)
+        for sku in SKUS:
+            self.harness.add_product(sku, 1, Decimal("1.00"))
+        catalog = workdir / "catalog.csv"
+        catalog.write_text(
+            "sku,title,quantity,price\n" + "".join(f"{s},{s},7,9.50\n" for s in SKUS)
+        )
+        self.cli("catalog", "import", str(catalog))
+        values = [f"--set={k}={v}" for k, v in self.harness.connection_values().items()]
+        self.cli("connections", "add", CONNECTION, "--channel", "channeladvisor", *values)
+        self.cli(
+            "shipping-mappings", "add", CONNECTION,
+            "--channel-text", self.harness.shipping_text, "--policy", "standard",
+        )  # fmt: skip
+
+    def killed(self, point: str, *argv: str) -> None:
+        """Run ``hub ARGV`` in a child process that dies at ``point``; it must die there."""
+        env = {**os.environ, CRASH_ENV: point}
+        hub = str(Path(sys.executable).with_name("hub"))
+        result = subprocess.run(
+            [hub, "--database-url", self.url, *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == -signal.SIGKILL, (
+            f"hub {' '.join(argv)} was not killed at {point} (exit {result.returncode}):\n"
+            f"{result.stdout}{result.stderr}"
+        )
+
+    def orders(self, count: int) -> list[str]:
+        """``count`` orders arrive on the channel (one line each)."""
+        return [
+            self.harness.add_order([(SKUS[i % len(SKUS)], 2)], self.harness.shipping_text)
+            for i in range(count)
+        ]
+
+    def hub_orders(self) -> Counter[str]:
+        """How often each channel order id is in the hub."""
+        rows = self.cli.json("orders", "list", "--connection", CONNECTION)
+        return Counter(row["channel_order_id"] for row in rows)
+
+    def exported(self, order_ids: list[str]) -> list[str]:
+        """Which of these orders the channel has marked exported."""
+        return [
+            oid for oid in order_ids if (self.sandbox.get_order(int(oid)) or {}).get("exported_by")
+        ]
+
+    def fulfillments(self, order_ids: list[str]) -> Counter[str]:
+        """How often each hub shipment id is among the orders' fulfillments."""
+        found: Counter[str] = Counter()
+        for oid in order_ids:
+            for fulfillment in (self.sandbox.get_order(int(oid)) or {}).get("Fulfillments", []):
+                if fulfillment.get("SellerFulfillmentID"):
+                    found[fulfillment["SellerFulfillmentID"]] += 1
+        return found
+
+    def ship_all(self, order_ids: list[str]) -> None:
+        """Record one full shipment per order."""
+        for number, oid in enumerate(order_ids):
+            self.cli(
+                "orders", "ship", CONNECTION, oid, "--tracking", f"1ZCRASH{number}",
+                "--carrier", self.harness.carrier, "--class", self.harness.shipping_class,
+            )  # fmt: skip
+
+    def channel_matches_catalog(self) -> list[str]:
+        """SKUs whose channel quantity or price differ from the catalog's."""
+        catalog = {row["sku"]: row for row in self.cli.json("catalog", "list")}
+        wrong = []
+        for sku in SKUS:
+            product = self.harness.product(sku)
+            want = catalog[sku]
+            if product is None or (product.quantity, product.price) != (
+                int(want["quantity"]),
+                Decimal(str(want["price"])),
+            ):
+                wrong.append(sku)
+        return wrong
+
+
+@pytest.fixture
+def story(hub_cli: Any, sqlite_url: str, tmp_path: Path) -> Iterator[Story]:
+    """The story, with its sandbox stopped at the end."""
+    made = Story(hub_cli, sqlite_url, tmp_path)
+    try:
+        yield made
+    finally:
+        made.harness.stop()
+
+
+def _check_orders(story: Story, order_ids: list[str]) -> None:
+    counts = story.hub_orders()
+    assert sorted(counts) == sorted(order_ids), "an order was lost or is foreign"
+    assert set(counts.values()) == {1}, f"an order was imported twice: {counts}"
+    assert story.exported(order_ids) == order_ids, "an order was never marked exported"
+
+
+GET_ORDERS_POINTS = [
+    "get_orders.stored",
+    "get_orders.acknowledged",
+    "get_orders.chunk",
+    "channeladvisor.page",
+]
+
+
+@pytest.mark.parametrize("point", GET_ORDERS_POINTS)
+def test_get_orders_killed_at_a_commit_point_imports_each_order_once(
+    story: Story, point: str
+) -> None:
+    order_ids = story.orders(3)
+    story.killed(point, "orders", "get", CONNECTION)
+    story.cli("orders", "get", CONNECTION)
+    _check_orders(story, order_ids)
+    # And a further run finds nothing new.
+    again = story.cli.json("orders", "get", CONNECTION)
+    assert again["counts"].get("ok", 0) == 0
+
+
+@pytest.mark.parametrize("point", ["sync_orders.sent", "channeladvisor.shipped"])
+def test_sync_orders_killed_after_ship_sends_each_shipment_once(
+    story: Story, point: str
+) -> None:
+    order_ids = story.orders(2)
+    story.cli("orders", "get", CONNECTION)
+    story.ship_all(order_ids)
+    story.killed(point, "orders", "sync", CONNECTION)
+    story.cli("orders", "sync", CONNECTION)
+    found = story.fulfillments(order_ids)
+    assert sorted(found) == ["hub-1", "hub-2"], "a shipment was lost"
+    assert set(found.values()) == {1}, f"a shipment reached the channel twice: {found}"
+    orders = story.cli.json("orders", "list", "--connection", CONNECTION)
+    assert {o["status"] for o in orders} == {"shipped"}
+    # Nothing is left to send.
+    assert story.cli.json("orders", "sync", CONNECTION)["records"] == []
+
+
+@pytest.mark.parametrize("point", ["sync_listings.sent", "channeladvisor.batch"])
+def test_sync_listings_killed_mid_sync_ends_with_the_catalog_values(
+    story: Story, point: str
+) -> None:
+    story.cli("listings", "link", CONNECTION)
+    story.killed(point, "listings", "sync", CONNECTION)
+    story.cli("listings", "sync", CONNECTION)
+    assert story.channel_matches_catalog() == []
+    # Settled: nothing is sent again.
+    assert story.cli.json("listings", "sync", CONNECTION)["records"] == []
+
+
+def test_link_killed_before_storing_links_again(story: Story) -> None:
+    story.killed("link_listings.answered", "listings", "link", CONNECTION)
+    assert {row["status"] for row in story.cli.json("listings", "list", CONNECTION)} <= {
+        "unlinked"
+    }
+    story.cli("listings", "link", CONNECTION)
+    rows = story.cli.json("listings", "list", CONNECTION)
+    assert {row["sku"]: row["status"] for row in rows} == dict.fromkeys(SKUS, "linked")
+
+
+def test_a_refreshed_token_lost_in_a_crash_is_refreshed_again(story: Story) -> None:
+    story.sandbox.expire_access_tokens()
+    story.killed("channeladvisor.token", "listings", "link", CONNECTION)
+    story.cli("listings", "link", CONNECTION)
+    shown = story.cli.json("connections", "show", CONNECTION)
+    assert shown["health"] != "needs_reauth", shown
+    rows = story.cli.json("listings", "list", CONNECTION)
+    assert {row["status"] for row in rows} == {"linked"}
+
+
+def test_every_commit_point_is_tested_here() -> None:
+    tested = {
+        *GET_ORDERS_POINTS,
+        "sync_orders.sent",
+        "channeladvisor.shipped",
+        "sync_listings.sent",
+        "channeladvisor.batch",
+        "link_listings.answered",
+        "channeladvisor.token",
+    }
+    assert tested == set(POINTS)
+
+
+def test_every_commit_point_is_in_the_code() -> None:
+    root = Path(__file__).resolve().parents[2]
+    sources = [
+        *root.joinpath("hub_core").rglob("*.py"),
+        *root.joinpath("plugins", "channeladvisor", "hub_channeladvisor").rglob("*.py"),
+    ]
+    text = "\n".join(p.read_text() for p in sources if p.name != "crash.py")
+    missing = [point for point in POINTS if f'crash_point("{point}")' not in text]
+    assert missing == []
+
+
+def test_a_crash_point_does_nothing_unless_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CRASH_ENV, raising=False)
+    crash_point("get_orders.stored")  # unset: nothing happens
+    monkeypatch.setenv(CRASH_ENV, "sync_orders.sent")
+    crash_point("get_orders.stored")  # another point: nothing happens
+
+
+def test_a_crash_point_kills_at_the_nth_time(tmp_path: Path) -> None:
+    code = (
+        "from hub_core.crash import crash_point\n"
+        "for n in range(1, 4):\n"
+        "    print(n, flush=True)\n"
+        "    crash_point('get_orders.chunk')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, CRASH_ENV: "get_orders.chunk:2"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == -signal.SIGKILL
+    assert result.stdout.split() == ["1", "2"]
