@@ -254,13 +254,24 @@ class ShipmentToSend:
     complete: bool
 
 
+#: The order status a channel reports for an order it cancelled (``RecordOutcome.order_status``).
+CANCELLED = "cancelled"
+
+
 @dataclasses.dataclass
 class RecordOutcome:
-    """The answer of an operation for one record (an order id, a shipment id)."""
+    """The answer of an operation for one record (an order id, a shipment id).
+
+    ``order_status`` is a hint the core applies to the record's order: sync orders answers
+    ``"cancelled"`` (with ``Outcome.SKIPPED``) for a shipment whose order the channel has
+    cancelled since it was imported; the core then marks the order ``cancelled`` and cancels
+    its shipments not yet sent.
+    """
 
     ref: str
     outcome: Outcome
     message: str = ""
+    order_status: OrderStatus | None = None
 
 
 @dataclasses.dataclass

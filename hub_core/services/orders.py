@@ -25,6 +25,9 @@ from hub_core.services.shipping import HELD, IMPORTED, hold_reason, mappings_of
 CHUNK = 100
 STATUSES = ("imported", "held", "partially_shipped", "shipped", "cancelled")
 CANCELLED = "cancelled"
+#: Shipment sync states of a shipment not yet sent, and of one that never will be (§5).
+UNSENT_SHIPMENT_STATUSES = ("pending", "failed")
+SHIPMENT_CANCELLED = "cancelled"
 
 
 def _chunks(items: Iterable[ChannelOrder], size: int) -> Iterator[list[ChannelOrder]]:
@@ -100,11 +103,25 @@ def _store(
         mappings = mappings_of(session, connection)
         for order in orders:
             existing = session.execute(
-                select(Order.id, Order.acknowledged_at).where(
+                select(Order.id, Order.acknowledged_at, Order.status).where(
                     Order.connection_id == connection_id,
                     Order.channel_order_id == order.channel_order_id,
                 )
             ).first()
+            if existing is not None and order.cancelled and existing.status != CANCELLED:
+                stored_order = session.get(Order, existing.id)
+                assert stored_order is not None
+                dropped = cancel_order(stored_order)
+                run.record(
+                    order.channel_order_id,
+                    Outcome.OK,
+                    f"cancelled in the channel after import; {dropped} shipment(s) not yet "
+                    "sent were cancelled",
+                )
+                run.count("cancelled_after_import")
+                if existing.acknowledged_at is None:
+                    to_acknowledge.append(order.channel_order_id)
+                continue
             if existing is not None:
                 run.record(order.channel_order_id, Outcome.SKIPPED, "already imported")
                 run.count("already_imported")
@@ -125,6 +142,19 @@ def _store(
             message = stored.status + (f": {stored.hold_reason}" if stored.hold_reason else "")
             run.record(order.channel_order_id, Outcome.OK, message)
     return to_acknowledge
+
+
+def cancel_order(order: Order) -> int:
+    """Mark an order the channel cancelled: status ``cancelled``, and its shipments not yet
+    sent are cancelled (they must never reach the channel). Return how many were."""
+    order.status = CANCELLED
+    order.hold_reason = None
+    dropped = 0
+    for shipment in order.shipments:
+        if shipment.sync_status in UNSENT_SHIPMENT_STATUSES:
+            shipment.sync_status = SHIPMENT_CANCELLED
+            dropped += 1
+    return dropped
 
 
 def _new_order(

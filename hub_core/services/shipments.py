@@ -21,6 +21,7 @@ from hub_core.services.connections import get_connection, open_connection
 from hub_core.services.context import Hub, OperationResult
 from hub_core.services.orders import (
     CANCELLED,
+    cancel_order,
     get_order,
     shipment_ref,
     shipment_to_json,
@@ -321,6 +322,12 @@ def _store_outcomes(
                 shipment.sync_status = FAILED
                 shipment.sync_error = "the channel plugin gave no answer for this shipment"
                 run.record(item.shipment_id, Outcome.FAILED, shipment.sync_error)
+            elif outcome.order_status == CANCELLED:
+                # The channel cancelled the order after import: never send its shipments.
+                dropped = cancel_order(shipment.order)
+                run.record(item.shipment_id, Outcome.SKIPPED, outcome.message or CANCELLED)
+                run.count("order_cancelled")
+                run.count("shipments_cancelled", dropped)
             elif outcome.outcome == Outcome.OK:
                 shipment.sync_status = SENT
                 shipment.sync_error = None

@@ -18,7 +18,7 @@ import shlex
 from datetime import UTC, datetime
 from typing import Any
 
-from hub_channeladvisor.client.api import ChannelAdvisorClient
+from hub_channeladvisor.client.api import ChannelAdvisorClient, is_externally_managed
 from hub_core.channel import ChannelConnection, ConnectionCheck
 from hub_core.errors import AuthError, ChannelError, HubError, NeedsReauth
 
@@ -99,7 +99,7 @@ def _check_distribution_center(client: ChannelAdvisorClient) -> ConnectionCheck:
             client.redact(f"Could not list distribution centers: {exc}"),
         )
     wanted = int(client.settings["distribution_center_id"])
-    usable = [c for c in centers if not c.get("IsDeleted") and not _externally_managed(c)]
+    usable = [c for c in centers if not c.get("IsDeleted") and not is_externally_managed(c)]
     choices = ", ".join(f"{c.get('ID')} ({c.get('Name') or c.get('Code') or '?'})" for c in usable)
     fix = (
         f"Choose one of: {choices or 'none usable'} "
@@ -117,7 +117,7 @@ def _check_distribution_center(client: ChannelAdvisorClient) -> ConnectionCheck:
         return ConnectionCheck(
             "distribution_center", False, f"Distribution center {label} is deleted. {fix}"
         )
-    if _externally_managed(center):
+    if is_externally_managed(center):
         return ConnectionCheck(
             "distribution_center",
             False,
@@ -127,10 +127,6 @@ def _check_distribution_center(client: ChannelAdvisorClient) -> ConnectionCheck:
     return ConnectionCheck(
         "distribution_center", True, f"Distribution center {label} takes quantity updates."
     )
-
-
-def _externally_managed(center: dict[str, Any]) -> bool:
-    return bool(center.get("IsExternallyManaged")) or center.get("Type") == "ExternallyManaged"
 
 
 def _int(value: Any) -> int | None:

@@ -9,7 +9,12 @@ reason that says what to change:
 * created before the ``order_days`` window (names the smallest ``order_days`` that includes it);
 * already exported for this application — the single-order GET ignores the export flag, so
   this asks ``GET /v1/Orders?exported=true&$filter=ID eq N and ProfileID eq P``;
-* another profile than the connection's.
+* another profile than the connection's;
+* cancelled in ChannelAdvisor (``ShippingStatus`` or ``CheckoutStatus`` ``Canceled``): said as
+  such, not as a status to add to the settings;
+* fulfilled by the marketplace (``DistributionCenterTypeRollup`` ``ExternallyManaged``): never
+  imported. Of a ``Mixed`` order, the lines held in externally managed distribution centers
+  (the hub cannot ship them) are named in ``facts``, as are bundle lines.
 
 What the hub itself knows (imported, held for an unmapped shipping text) is added by the core.
 """
@@ -24,6 +29,9 @@ from typing import Any
 from hub_channeladvisor.client.api import ChannelAdvisorClient, rows
 from hub_channeladvisor.client.session import odata_string
 from hub_channeladvisor.orders import (
+    CANCELED,
+    is_cancelled,
+    is_externally_managed,
     items_may_be_capped,
     parse_datetime,
     shipping_text,
@@ -110,9 +118,26 @@ def explain_order(
             f"{client.profile_id}; connect that profile to import it."
         )
 
+    cancelled = is_cancelled(order)
+    external = is_externally_managed(order)
+    if cancelled:
+        reasons.append(
+            "It was cancelled in ChannelAdvisor (ShippingStatus "
+            f"{order.get('ShippingStatus')}, CheckoutStatus {order.get('CheckoutStatus')}): "
+            "get orders leaves cancelled orders out, and an order the hub already holds is "
+            "marked cancelled and never shipped."
+        )
+    if external:
+        reasons.append(
+            "It is fulfilled by the marketplace (DistributionCenterTypeRollup "
+            "ExternallyManaged, e.g. Amazon FBA): the hub never imports such orders, as there "
+            "is nothing for the merchant to ship."
+        )
     for setting, (prop, _) in STATUS_SETTINGS.items():
         allowed = split_list(str(client.settings[setting]))
         value = order.get(prop)
+        if (cancelled and value == CANCELED) or (external and value == "ThirdPartyManaged"):
+            continue  # said above; adding it to the settings is not the fix
         if value not in allowed:
             wanted = ",".join([*allowed, str(value)])
             reasons.append(
@@ -129,6 +154,7 @@ def explain_order(
             f"(hub connections configure {name} --set order_days={need}, or --days {need})."
         )
 
+    facts.update(_line_notes(client, order))
     if same_profile:
         exported = is_exported(client, order_id, client.profile_id)
         facts["exported"] = exported
@@ -139,3 +165,46 @@ def explain_order(
                 "for orders not yet exported."
             )
     return OrderLookup(to_channel_order(order), reasons, facts)
+
+
+def _line_notes(client: ChannelAdvisorClient, order: dict[str, Any]) -> dict[str, Any]:
+    """Lines the hub will not ship (marketplace-fulfilled) and bundle lines, as facts."""
+    notes: dict[str, Any] = {}
+    items = [i for i in order.get("Items") or [] if isinstance(i, dict)]
+    bundles = [str(i.get("Sku")) for i in items if i.get("IsBundle")]
+    if bundles:
+        notes["bundle_lines"] = bundles
+        notes["bundle_note"] = (
+            f"Bundle line(s) {', '.join(bundles)}: ChannelAdvisor computes a bundle's quantity "
+            "from its components, so the hub never links or syncs a bundle product "
+            "(listing status unsupported)."
+        )
+    if order.get("DistributionCenterTypeRollup") != "Mixed":
+        return notes
+    external = client.externally_managed_centers()
+    skus = {str(i.get("ID")): str(i.get("Sku")) for i in items}
+    lines = sorted(
+        {
+            skus.get(str(fitem.get("OrderItemID")), str(fitem.get("OrderItemID")))
+            for fulfillment in order.get("Fulfillments") or []
+            if isinstance(fulfillment, dict)
+            and _int(fulfillment.get("DistributionCenterID")) in external
+            for fitem in fulfillment.get("Items") or []
+            if isinstance(fitem, dict)
+        }
+    )
+    if lines:
+        notes["marketplace_fulfilled_lines"] = lines
+        notes["marketplace_note"] = (
+            f"Line(s) {', '.join(lines)} are fulfilled by the marketplace (an externally "
+            "managed distribution center): the hub imports the order but cannot ship them; "
+            "ship the other lines with --item SKU=QTY."
+        )
+    return notes
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -7,12 +7,17 @@ Linking finds products by SKU in one of two ways, whichever is cheaper (:func:`p
 * **sweep** — every page of ``Products?$filter=ProfileID eq N&$select=ID,Sku&$count=true``.
 
 Then per SKU: rows with exactly this Sku; if none, rows equal ignoring case; none -> not_found,
-several -> ambiguous (the ids are listed), one -> linked.
+several -> ambiguous (the ids are listed), one -> linked — unless that product is a parent
+(``IsParent``, ``ProductType`` ``Parent``) or a bundle (``ProductType`` ``Bundle``): a parent
+has no quantity of its own and ChannelAdvisor computes a bundle's, so such a product is never
+linked (``unsupported``, with the reason).
 
 Syncing sends quantity through ``UpdateQuantity`` and price through ``PATCH`` (only the
 configured price field), every change of the run in ``$batch`` requests of up to 100 parts;
 an update without a change sends nothing. A 404 on a product id is checked with a SKU lookup:
-the product was deleted (``broken``; the message says how to fix it with ``relink``).
+the product was deleted (``broken``; the message says how to fix it with ``relink``). A
+quantity refused because the product has become a parent or a bundle since it was linked
+(:func:`refused_as_unsupported`) turns the listing ``unsupported``, so it is never sent again.
 
 Progress: the core sets the total for the whole operation; these functions advance it by one
 per SKU answered, after each round trip.
@@ -23,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from hub_channeladvisor.client.api import ChannelAdvisorClient, rows
@@ -105,6 +110,34 @@ def plan_link(
     return LinkPlan("lookup", batches, lookup_units, remaining, reason)
 
 
+#: The reason given for a product the hub never links, by kind (design §6).
+UNSUPPORTED_REASONS = {
+    "Parent": "a parent product: link its children",
+    "Bundle": "a bundle product: ChannelAdvisor computes its quantity from its components; "
+    "link the components",
+}
+
+
+def unsupported_kind(row: Mapping[str, Any]) -> str | None:
+    """``Parent`` or ``Bundle`` when the product cannot take the hub's quantity, else None."""
+    product_type = str(row.get("ProductType") or "")
+    if row.get("IsParent") is True or product_type == "Parent":
+        return "Parent"
+    if product_type == "Bundle":
+        return "Bundle"
+    return None
+
+
+def refused_as_unsupported(message: str) -> str | None:
+    """``Parent``/``Bundle`` when ChannelAdvisor refused a quantity for being one, else None."""
+    text = message.casefold()
+    if "bundle" in text:
+        return "Bundle"
+    if "parent" in text:
+        return "Parent"
+    return None
+
+
 def match_sku(sku: str, candidates: Iterable[dict[str, Any]], profile_id: int) -> LinkResult:
     """Decide the link of one SKU from the rows ChannelAdvisor returned for it."""
     unique: dict[Any, dict[str, Any]] = {}
@@ -128,6 +161,9 @@ def match_sku(sku: str, candidates: Iterable[dict[str, Any]], profile_id: int) -
             message=f"{len(chosen)} ChannelAdvisor products match SKU {sku!r}: IDs {ids}.",
         )
     row = chosen[0]
+    kind = unsupported_kind(row)
+    if kind is not None:
+        return LinkResult(sku, ListingStatus.UNSUPPORTED, message=UNSUPPORTED_REASONS[kind])
     message = "" if exact else f"Matched ChannelAdvisor SKU {row.get('Sku')!r} ignoring case."
     return LinkResult(sku, ListingStatus.LINKED, str(row.get("ID")), message)
 
@@ -255,6 +291,24 @@ def sync_listings(
             gone[index] = update.sku
             continue
         failed = [r for r in results if not r.ok]
+        kind = next(
+            (
+                refused_as_unsupported(r.message)
+                for r in failed
+                if r.part.key[1] == "quantity" and r.status == 400
+            ),
+            None,
+        )
+        if kind is not None:
+            # The product became a parent or a bundle after it was linked: stop sending to it.
+            outcomes[index] = ListingOutcome(
+                update.sku,
+                Outcome.FAILED,
+                f"ChannelAdvisor product {update.channel_product_id} is "
+                f"{UNSUPPORTED_REASONS[kind]}.",
+                status=ListingStatus.UNSUPPORTED,
+            )
+            continue
         if failed:
             text = "; ".join(f"{r.part.key[1]}: {client.redact(r.message)}" for r in failed)
             outcomes[index] = ListingOutcome(update.sku, Outcome.FAILED, text)
@@ -309,6 +363,15 @@ def _check_gone(
                 Outcome.FAILED,
                 f"ChannelAdvisor answered 404 for product {old_id} but still lists it for SKU "
                 f"{sku!r}; the change stays pending and is sent again next sync.",
+            )
+            continue
+        elif match.status is ListingStatus.UNSUPPORTED:
+            outcomes[index] = ListingOutcome(
+                sku,
+                Outcome.FAILED,
+                f"Product {old_id} no longer exists in ChannelAdvisor; SKU {sku!r} now belongs to "
+                f"{match.message}.",
+                status=ListingStatus.UNSUPPORTED,
             )
             continue
         elif match.status is ListingStatus.LINKED:

@@ -16,6 +16,25 @@ query is read again from the start, skipping the orders already yielded, until a
 nothing new (without a count, an order skipped that way is simply found by the next run).
 An order listing 20 items (the cap of expanded collections in a list answer), or carrying
 ``Items@odata.nextLink``, is read again by ID to get every line.
+
+Orders fulfilled by the marketplace (``DistributionCenterTypeRollup`` ``ExternallyManaged``,
+e.g. Amazon FBA) are not the merchant's to ship: the filter leaves them out (and a listed one
+is dropped all the same).
+
+Cancellations (design §6): an order cancelled in ChannelAdvisor after the hub imported it is
+found by one more query per run, of this profile's orders this application has exported
+(the hub exports exactly the orders it stored) whose ``ShippingStatus`` became ``Canceled``
+within the window::
+
+    GET /v1/Orders?exported=true
+        &$filter=ProfileID eq N and ShippingStatus eq 'Canceled'
+                 and ShippingDateUtc ge <now - days>
+        &$expand=…
+
+``ShippingDateUtc`` is the time of the last change of the shipping status (reference §4.1).
+Those orders are yielded with ``cancelled=True`` after the new ones; the core marks the ones
+it holds ``cancelled``. Cost: one request per run, plus one per further page when more
+cancelled orders than a page holds changed within the window.
 """
 
 from __future__ import annotations
@@ -80,15 +99,42 @@ def status_clause(prop: str, values: Sequence[str]) -> str:
     return "(" + " or ".join(f"{prop} eq {odata_string(v)}" for v in values) + ")"
 
 
+#: ``DistributionCenterTypeRollup`` of an order the marketplace fulfills (design §6).
+EXTERNALLY_MANAGED = "ExternallyManaged"
+#: The status value of a cancelled order.
+CANCELED = "Canceled"
+
+
 def order_filter(
     profile_id: int, settings: Mapping[str, Any], days: int, now: datetime | None = None
 ) -> str:
-    """The ``$filter`` of get orders: profile, age, and the three status settings."""
+    """The ``$filter`` of get orders: profile, age, the three status settings, and no order
+    the marketplace fulfills."""
     since = (now or datetime.now(UTC)) - timedelta(days=days)
     clauses = [f"ProfileID eq {profile_id}", f"CreatedDateUtc ge {odata_datetime(since)}"]
     for setting, (prop, _) in STATUS_SETTINGS.items():
         clauses.append(status_clause(prop, split_list(str(settings[setting]))))
+    clauses.append(f"DistributionCenterTypeRollup ne {odata_string(EXTERNALLY_MANAGED)}")
     return " and ".join(clauses)
+
+
+def cancellations_filter(profile_id: int, days: int, now: datetime | None = None) -> str:
+    """The ``$filter`` of the cancellation check: this profile's orders cancelled lately."""
+    since = (now or datetime.now(UTC)) - timedelta(days=days)
+    return (
+        f"ProfileID eq {profile_id} and ShippingStatus eq {odata_string(CANCELED)} "
+        f"and ShippingDateUtc ge {odata_datetime(since)}"
+    )
+
+
+def is_cancelled(order: Mapping[str, Any]) -> bool:
+    """Whether ChannelAdvisor has cancelled the order (shipping or checkout status)."""
+    return CANCELED in (order.get("ShippingStatus"), order.get("CheckoutStatus"))
+
+
+def is_externally_managed(order: Mapping[str, Any]) -> bool:
+    """Whether the marketplace fulfills the whole order (nothing for the hub to ship)."""
+    return order.get("DistributionCenterTypeRollup") == EXTERNALLY_MANAGED
 
 
 def parse_datetime(value: Any) -> datetime | None:
@@ -176,7 +222,7 @@ def to_channel_order(order: Mapping[str, Any]) -> ChannelOrder:
         currency=order.get("Currency"),
         totals={k: order.get(v) for k, v in _TOTALS.items() if order.get(v) is not None},
         addresses=addresses,
-        cancelled=order.get("ShippingStatus") == "Canceled",
+        cancelled=is_cancelled(order),
         raw=dict(order),
     )
 
@@ -212,6 +258,8 @@ def iter_orders(client: ChannelAdvisorClient, days: int) -> Iterator[ChannelOrde
                     if order_id in seen:
                         continue
                     seen.add(order_id)
+                    if is_externally_managed(order):
+                        continue
                     if items_may_be_capped(order):
                         full = client.get_order(order_id)
                         if full is None:
@@ -224,8 +272,29 @@ def iter_orders(client: ChannelAdvisorClient, days: int) -> Iterator[ChannelOrde
             if pages <= 1 or fresh == 0 or announced is None or listed >= announced:
                 break
             log.info("Pass %d listed %d of %s orders; reading again", number, listed, announced)
+        yield from iter_cancellations(client, days, seen)
     finally:
         client.flush()
+
+
+def iter_cancellations(
+    client: ChannelAdvisorClient, days: int, seen: set[str] | None = None
+) -> Iterator[ChannelOrder]:
+    """Orders this application exported that were cancelled within the last ``days`` days.
+
+    One paged query (see the module docstring); orders already in ``seen`` are left out.
+    """
+    seen = set() if seen is None else seen
+    url = client.orders_url(cancellations_filter(client.profile_id, days), exported=True)
+    for page in client.pages(url):
+        for order in rows(page):
+            order_id = str(order.get("ID"))
+            if order_id in seen or not is_cancelled(order):
+                continue
+            seen.add(order_id)
+            if items_may_be_capped(order):
+                order = client.get_order(order_id) or order
+            yield to_channel_order(order)
 
 
 def acknowledge_orders(

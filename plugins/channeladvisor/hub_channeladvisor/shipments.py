@@ -20,6 +20,20 @@ Ship is not idempotent, so a shipment is never sent twice:
 
 A 400 fails the shipment with ChannelAdvisor's own message (an unknown carrier, say); it keeps
 its place for a retry once corrected.
+
+The order read before the first send also decides (design §6):
+
+* an order cancelled in ChannelAdvisor (``ShippingStatus`` or ``CheckoutStatus``
+  ``Canceled``) is not shipped: the outcome is ``skipped`` with the reason and the hint
+  ``order_status="cancelled"``, which the core applies (the order becomes ``cancelled`` and its
+  unsent shipments are cancelled);
+* ``DistributionCenterID`` is the distribution center of the order's open fulfillments that
+  hold the shipped lines — never the connection's quantity setting, which on an account with
+  several distribution centers would move the fulfillment; left out when those lines are in
+  no fulfillment, or in fulfillments of several distribution centers;
+* lines held by a fulfillment of an externally managed distribution center (the marketplace
+  ships them: a ``Mixed`` order) are refused with the reason; the account's distribution
+  centers are read for that once per sync, and only when an order is ``Mixed``.
 """
 
 from __future__ import annotations
@@ -31,8 +45,8 @@ from typing import Any
 from hub_channeladvisor.client.api import ChannelAdvisorClient
 from hub_channeladvisor.client.batch import BatchPart
 from hub_channeladvisor.client.outcomes import RetriesExhausted, error_message
-from hub_channeladvisor.orders import odata_datetime
-from hub_core.channel import Outcome, RecordOutcome, ShipmentToSend
+from hub_channeladvisor.orders import EXTERNALLY_MANAGED, is_cancelled, odata_datetime
+from hub_core.channel import CANCELLED, Outcome, RecordOutcome, ShipmentToSend
 from hub_core.crash import crash_point
 from hub_core.errors import AuthError, ChannelError, RateLimited
 
@@ -46,8 +60,12 @@ class ShipOutcomeUnknown(ChannelError):
     """A Ship answer was lost and the order's fulfillments could not be read to check it."""
 
 
-def ship_value(shipment: ShipmentToSend, distribution_center_id: int) -> dict[str, Any]:
-    """The ``Value`` of the Ship action for one hub shipment."""
+#: Fulfillment delivery statuses that are done with (their lines are not waiting to ship).
+_CLOSED = frozenset({"Complete", "InTransit", "ReadyForPickup", "Canceled"})
+
+
+def ship_value(shipment: ShipmentToSend, distribution_center_id: int | None) -> dict[str, Any]:
+    """The ``Value`` of the Ship action for one hub shipment (no DC key when it is unknown)."""
     value: dict[str, Any] = {
         "ShippedDateUtc": odata_datetime(shipment.shipped_at),
         "TrackingNumber": shipment.tracking,
@@ -55,8 +73,9 @@ def ship_value(shipment: ShipmentToSend, distribution_center_id: int) -> dict[st
         "ShippingClass": shipment.shipping_class,
         "DeliveryStatus": "Complete",
         "SellerFulfillmentID": shipment.shipment_id,
-        "DistributionCenterID": int(distribution_center_id),
     }
+    if distribution_center_id is not None:
+        value["DistributionCenterID"] = int(distribution_center_id)
     if shipment.lines:
         value["Items"] = [
             {"OrderItemID": int(line.channel_line_id), "Quantity": int(line.quantity)}
@@ -76,9 +95,11 @@ def fulfillment_ids(order: Mapping[str, Any] | None) -> set[str]:
     }
 
 
-def _existing(client: ChannelAdvisorClient, order_ids: Sequence[str]) -> dict[str, set[str] | str]:
-    """Per order: the SellerFulfillmentIDs already in ChannelAdvisor, or why they are unknown."""
-    known: dict[str, set[str] | str] = {}
+def _read_orders(
+    client: ChannelAdvisorClient, order_ids: Sequence[str]
+) -> dict[str, Mapping[str, Any] | str]:
+    """Per order: ChannelAdvisor's order (fulfillments and their lines), or why it is unknown."""
+    known: dict[str, Mapping[str, Any] | str] = {}
     if len(order_ids) == 1:
         order_id = order_ids[0]
         try:
@@ -89,21 +110,88 @@ def _existing(client: ChannelAdvisorClient, order_ids: Sequence[str]) -> dict[st
             known[order_id] = _unreadable(client.redact(exc.message))
         else:
             known[order_id] = (
-                fulfillment_ids(order)
-                if order is not None
-                else f"ChannelAdvisor has no order {order_id}."
+                order if order is not None else f"ChannelAdvisor has no order {order_id}."
             )
         return known
     parts = [BatchPart("GET", client.order_url(order_id), key=order_id) for order_id in order_ids]
     for result in client.run_batch(parts):
         order_id = result.part.key
         if result.ok and isinstance(result.body, Mapping):
-            known[order_id] = fulfillment_ids(result.body)
+            known[order_id] = result.body
         elif result.status == 404:
             known[order_id] = f"ChannelAdvisor has no order {order_id}."
         else:
             known[order_id] = _unreadable(client.redact(result.message))
     return known
+
+
+def _held_by(order: Mapping[str, Any], shipment: ShipmentToSend) -> dict[str, list[int | None]]:
+    """OrderItemID -> the distribution centers of the open fulfillments holding that line.
+
+    Every line still open on the order when the shipment names none (it ships them all).
+    """
+    held: dict[str, list[int | None]] = {str(ln.channel_line_id): [] for ln in shipment.lines}
+    for fulfillment in order.get("Fulfillments") or []:
+        if not isinstance(fulfillment, Mapping) or fulfillment.get("DeliveryStatus") in _CLOSED:
+            continue
+        center = _int_or_none(fulfillment.get("DistributionCenterID"))
+        for fitem in fulfillment.get("Items") or []:
+            if not isinstance(fitem, Mapping):
+                continue
+            line = str(fitem.get("OrderItemID"))
+            if shipment.lines and line not in held:
+                continue
+            if center not in held.setdefault(line, []):
+                held[line].append(center)
+    return held
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _externally_held(
+    client: ChannelAdvisorClient, order: Mapping[str, Any], held: Mapping[str, list[int | None]]
+) -> str:
+    """Why lines of the shipment cannot be shipped by the hub (the marketplace ships them)."""
+    if order.get("DistributionCenterTypeRollup") == EXTERNALLY_MANAGED:
+        return (
+            f"Not sent: order {order.get('ID')} is fulfilled by the marketplace "
+            "(DistributionCenterTypeRollup ExternallyManaged); the hub does not ship it."
+        )
+    if order.get("DistributionCenterTypeRollup") != "Mixed":
+        return ""
+    external = client.externally_managed_centers()
+    skus = {
+        str(item.get("ID")): str(item.get("Sku"))
+        for item in order.get("Items") or []
+        if isinstance(item, Mapping)
+    }
+    refused = [
+        f"{skus.get(line, '?')} (OrderItemID {line}, distribution center {center} "
+        f"{external[center]})"
+        for line, centers in sorted(held.items())
+        for center in centers
+        if center in external
+    ]
+    if not refused:
+        return ""
+    return (
+        f"Not sent: {'; '.join(refused)} of order {order.get('ID')} are fulfilled by the "
+        "marketplace from an externally managed distribution center, which the hub cannot "
+        "ship from. Cancel this shipment and record one without those lines."
+    )
+
+
+def _center(held: Mapping[str, list[int | None]]) -> int | None:
+    """The one distribution center holding every shipped line, else None (key left out)."""
+    centers = {center for centers in held.values() for center in centers}
+    if len(centers) == 1 and held and all(held.values()):
+        return centers.pop()
+    return None
 
 
 def _unreadable(why: str) -> str:
@@ -128,33 +216,52 @@ def sync_shipments(
         else:
             sendable.append(index)
     order_ids = list(dict.fromkeys(shipments[i].channel_order_id for i in sendable))
-    known = _existing(client, order_ids) if order_ids else {}
+    orders = _read_orders(client, order_ids) if order_ids else {}
+    sent: dict[str, set[str]] = {
+        order_id: fulfillment_ids(order)
+        for order_id, order in orders.items()
+        if not isinstance(order, str)
+    }
 
     unavailable = 0
-    dc = int(client.settings["distribution_center_id"])
     for index in sendable:
         shipment = shipments[index]
         ref = shipment.shipment_id
-        state = known.get(shipment.channel_order_id, set())
+        order = orders.get(shipment.channel_order_id, {})
         if unavailable >= MAX_UNAVAILABLE:
             results[index] = RecordOutcome(
                 ref,
                 Outcome.FAILED,
                 "Not sent: ChannelAdvisor is not answering; it is sent on the next sync.",
             )
-        elif isinstance(state, str):
-            results[index] = RecordOutcome(ref, Outcome.FAILED, state)
-        elif ref in state:
+        elif isinstance(order, str):
+            results[index] = RecordOutcome(ref, Outcome.FAILED, order)
+        elif ref in sent.get(shipment.channel_order_id, set()):
             results[index] = RecordOutcome(
                 ref, Outcome.OK, "Already in ChannelAdvisor (sent before); not sent again."
             )
+        elif is_cancelled(order):
+            results[index] = RecordOutcome(
+                ref,
+                Outcome.SKIPPED,
+                f"Not sent: order {shipment.channel_order_id} was cancelled in ChannelAdvisor "
+                f"(ShippingStatus {order.get('ShippingStatus')}, CheckoutStatus "
+                f"{order.get('CheckoutStatus')}); the hub marks it cancelled and cancels its "
+                "shipments not yet sent.",
+                order_status=CANCELLED,
+            )
         else:
-            outcome, transient = _ship(client, shipment, dc)
-            crash_point("channeladvisor.shipped")
-            results[index] = outcome
-            unavailable = unavailable + 1 if transient else 0
-            if outcome.outcome is Outcome.OK:
-                state.add(ref)
+            held = _held_by(order, shipment)
+            refused = _externally_held(client, order, held)
+            if refused:
+                results[index] = RecordOutcome(ref, Outcome.FAILED, refused)
+            else:
+                outcome, transient = _ship(client, shipment, _center(held))
+                crash_point("channeladvisor.shipped")
+                results[index] = outcome
+                unavailable = unavailable + 1 if transient else 0
+                if outcome.outcome is Outcome.OK:
+                    sent.setdefault(shipment.channel_order_id, set()).add(ref)
         progress.advance()
     client.flush()
     return [results[i] for i in range(len(shipments))]
@@ -172,7 +279,7 @@ def _invalid(shipment: ShipmentToSend) -> str:
 
 
 def _ship(
-    client: ChannelAdvisorClient, shipment: ShipmentToSend, dc: int
+    client: ChannelAdvisorClient, shipment: ShipmentToSend, dc: int | None
 ) -> tuple[RecordOutcome, bool]:
     """Send one shipment: (its outcome, whether ChannelAdvisor was unavailable)."""
     ref = shipment.shipment_id

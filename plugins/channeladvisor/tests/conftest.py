@@ -175,6 +175,11 @@ class CAMock:
 
         return self.m.get(rm.ANY, additional_matcher=match, response_list=list(responses))
 
+    def cancellations(self, *orders: dict[str, Any]) -> Any:
+        """The cancellation check of get orders (``Orders?exported=true…``), one page of
+        ``orders`` (none by default); registered last, it wins over a broader ``Orders``."""
+        return self.m.get(f"{API}/Orders?exported=true", json={"value": list(orders)})
+
     def post(self, path: str, *responses: dict[str, Any]) -> Any:
         """``POST /v1/{path}``."""
         return self.m.post(f"{API}/{path}", list(responses) or [{"status_code": 204}])

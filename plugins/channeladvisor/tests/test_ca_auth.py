@@ -101,11 +101,12 @@ def test_token_expiring_mid_run_is_refreshed_between_pages(ca, conn, h) -> None:
             {"value": [], "@odata.nextLink": f"{h.API}/Orders?$skip=20"},
             {"value": [], "@odata.nextLink": f"{h.API}/Orders?$skip=40"},
             {"value": []},
+            {"value": []},  # the cancellation check
         ]
 
         def page(request: Any, context: Any) -> dict[str, Any]:
             served = pages.pop(0)
-            if not pages[1:]:
+            if len(pages) == 2:
                 traveller.shift(3600)  # the hour passes while page 2 is read
             return served
 
@@ -115,6 +116,7 @@ def test_token_expiring_mid_run_is_refreshed_between_pages(ca, conn, h) -> None:
     assert [bearer(r) for r in ca.sent("GET")] == [
         f"Bearer {h.ACCESS}",
         f"Bearer {h.ACCESS}",
+        f"Bearer {h.FRESH}",
         f"Bearer {h.FRESH}",
     ]
 
@@ -192,6 +194,35 @@ def test_refused_refresh_marks_needs_reauth_and_later_operations_send_nothing(
     for error in every_operation(conn(health="needs_reauth")):
         assert "ChannelAdvisor refused the refresh token of connection 'shop'" in str(error)
     assert len(ca.m.request_history) == sent
+    for secret in (h.ACCESS, h.REFRESH, h.SECRET):
+        assert secret not in caplog.text + message + caught.value.detail
+
+
+@pytest.mark.parametrize("status", [400, 401])
+def test_invalid_client_says_to_fix_the_operator_credentials_not_to_reauthorize(
+    ca, conn, h, caplog: pytest.LogCaptureFixture, status: int
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    connection = conn(expires_at=time.time() - 5)
+    token = ca.token({"status_code": status, "json": {"error": "invalid_client"}})
+    with pytest.raises(AuthError) as caught:
+        link(connection)
+    assert not isinstance(caught.value, NeedsReauth)
+    message = str(caught.value)
+    assert message == (
+        "ChannelAdvisor refused the application id or shared secret used by connection 'shop' "
+        "(invalid_client): they belong to whoever operates the hub, not to the merchant, whose "
+        "authorization is untouched (do not re-authorize). Fix them in the environment "
+        "(HUB_CHANNELADVISOR_APPLICATION_ID, HUB_CHANNELADVISOR_SHARED_SECRET) or on the "
+        "connection: hub connections configure shop --set application_id=... "
+        "--set shared_secret=..."
+    )
+    # The merchant's connection is not marked; once fixed, the next operation just works.
+    assert connection.health == "ok" and connection.recorder.health == []
+    assert token.call_count == 1 and ca.api_sent() == []
+    ca.token()
+    ca.get("Products", ROW)
+    assert link(connection)[0].channel_product_id == "11"
     for secret in (h.ACCESS, h.REFRESH, h.SECRET):
         assert secret not in caplog.text + message + caught.value.detail
 

@@ -73,6 +73,62 @@ def test_every_reason_names_what_to_change(ca, conn) -> None:
     ]
 
 
+def test_a_cancelled_order_is_explained_as_cancelled(ca, conn) -> None:
+    ca.get("Orders(555)", {"json": ORDER | {"ShippingStatus": "Canceled"}})
+    ca.get("Orders", {"json": {"value": [{"ID": 555}]}})
+    lookup = explain(conn, "555")
+    assert lookup.order.cancelled
+    assert lookup.reasons[0] == (
+        "It was cancelled in ChannelAdvisor (ShippingStatus Canceled, CheckoutStatus Completed): "
+        "get orders leaves cancelled orders out, and an order the hub already holds is marked "
+        "cancelled and never shipped."
+    )
+    # Adding Canceled to shipping_statuses is not offered as the fix.
+    assert not any("shipping_statuses" in reason for reason in lookup.reasons)
+
+
+def test_a_marketplace_fulfilled_order_is_explained(ca, conn) -> None:
+    order = ORDER | {
+        "DistributionCenterTypeRollup": "ExternallyManaged",
+        "ShippingStatus": "ThirdPartyManaged",
+    }
+    ca.get("Orders(555)", {"json": order})
+    ca.get("Orders", {"json": {"value": []}})
+    lookup = explain(conn, "555")
+    assert lookup.reasons == [
+        "It is fulfilled by the marketplace (DistributionCenterTypeRollup ExternallyManaged, "
+        "e.g. Amazon FBA): the hub never imports such orders, as there is nothing for the "
+        "merchant to ship."
+    ]
+
+
+def test_marketplace_lines_of_a_mixed_order_and_bundle_lines_are_named(ca, conn) -> None:
+    order = ORDER | {
+        "DistributionCenterTypeRollup": "Mixed",
+        "Items": [
+            {"ID": 1, "Sku": "A", "Quantity": 1},
+            {"ID": 2, "Sku": "KIT", "Quantity": 1, "IsBundle": True},
+        ],
+        "Fulfillments": [
+            {"ID": 7, "DistributionCenterID": 0, "Items": [{"OrderItemID": 2, "Quantity": 1}]},
+            {"ID": 8, "DistributionCenterID": 2, "Items": [{"OrderItemID": 1, "Quantity": 1}]},
+        ],
+    }
+    ca.get("Orders(555)", {"json": order})
+    ca.get("Orders", {"json": {"value": []}})
+    centers = ca.get(
+        "DistributionCenters",
+        {"json": {"value": [{"ID": 0}, {"ID": 2, "Name": "FBA", "Type": "ExternallyManaged"}]}},
+    )
+    lookup = explain(conn, "555")
+    assert lookup.reasons == []
+    assert lookup.facts["marketplace_fulfilled_lines"] == ["A"]
+    assert lookup.facts["bundle_lines"] == ["KIT"]
+    assert "cannot ship them" in lookup.facts["marketplace_note"]
+    assert "listing status unsupported" in lookup.facts["bundle_note"]
+    assert centers.call_count == 1
+
+
 def test_found_by_marketplace_order_id_in_the_profile(ca, conn, h) -> None:
     ca.get("Orders", {"json": {"value": [ORDER]}}, {"json": {"value": []}})
     lookup = explain(conn, "12-34567-89012")
@@ -80,7 +136,7 @@ def test_found_by_marketplace_order_id_in_the_profile(ca, conn, h) -> None:
     first = ca.sent("GET")[0]
     assert h.query(first.url) == {
         "$filter": "SiteOrderID eq '12-34567-89012' and ProfileID eq 12345678",
-        "$expand": "Items,Fulfillments",
+        "$expand": "Items,Fulfillments($expand=Items)",
     }
 
 

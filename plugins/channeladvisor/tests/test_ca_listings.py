@@ -27,7 +27,7 @@ def test_a_sku_with_an_apostrophe_is_quoted_and_escaped(ca, conn, h) -> None:
     (request,) = ca.sent("GET")
     assert h.query(request.url) == {
         "$filter": "Sku eq 'O''Brien' and ProfileID eq 12345678",
-        "$select": "ID,Sku",
+        "$select": "ID,Sku,IsParent,ProductType",
     }
     # Spaces travel as %20 (never '+'), so the same URL also works inside a $batch.
     assert "+" not in request.url and "%20eq%20'O''Brien'%20and%20" in request.url
@@ -116,7 +116,7 @@ def test_a_sweep_is_used_when_it_costs_fewer_requests(ca, conn, h) -> None:
     first, second = ca.sent("GET")
     assert h.query(first.url) == {
         "$filter": "ProfileID eq 12345678",
-        "$select": "ID,Sku",
+        "$select": "ID,Sku,IsParent,ProductType",
         "$count": "true",
     }
     assert second.url == f"{h.API}/Products?$skip=100"
@@ -170,6 +170,7 @@ def test_sync_sends_quantity_and_price_in_one_batch(ca, conn, h) -> None:
             {
                 "Value": {
                     "UpdateType": "Absolute",
+                    "CompleteDCList": False,
                     "Updates": [{"DistributionCenterID": 3, "Quantity": 5}],
                 }
             },
@@ -181,6 +182,7 @@ def test_sync_sends_quantity_and_price_in_one_batch(ca, conn, h) -> None:
             {
                 "Value": {
                     "UpdateType": "Absolute",
+                    "CompleteDCList": False,
                     "Updates": [{"DistributionCenterID": 3, "Quantity": 0}],
                 }
             },
@@ -199,6 +201,7 @@ def test_default_settings_in_the_bodies(ca, conn, h) -> None:
     assert batch[0]["body"] == {
         "Value": {
             "UpdateType": "UnShipped",
+            "CompleteDCList": False,
             "Updates": [{"DistributionCenterID": 0, "Quantity": 2}],
         }
     }
@@ -324,3 +327,65 @@ def test_a_listing_without_a_channeladvisor_id_is_broken(ca, conn) -> None:
     )
     assert (outcome.outcome, outcome.status) == (Outcome.FAILED, ListingStatus.BROKEN)
     assert ca.m.request_history == []
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        pytest.param(
+            {"IsParent": True, "ProductType": "Parent"},
+            "a parent product: link its children",
+            id="parent",
+        ),
+        pytest.param(
+            {"IsParent": True, "ProductType": None},
+            "a parent product: link its children",
+            id="is-parent-only",
+        ),
+        pytest.param(
+            {"IsParent": False, "ProductType": "Bundle"},
+            "a bundle product: ChannelAdvisor computes its quantity from its components; "
+            "link the components",
+            id="bundle",
+        ),
+    ],
+)
+def test_parents_and_bundles_are_never_linked(ca, conn, row, message) -> None:
+    ca.get("Products", {"json": {"value": [{"ID": 5, "Sku": "SHIRT", **row}]}})
+    (result,) = plugin.hub_link_listings(connection=conn(), items=[item("SHIRT")])
+    assert (result.status, result.channel_product_id, result.message) == (
+        ListingStatus.UNSUPPORTED,
+        None,
+        message,
+    )
+
+
+@pytest.mark.parametrize("product_type", ["Item", "Child", None])
+def test_items_and_children_are_linked(ca, conn, product_type) -> None:
+    row = {"ID": 5, "Sku": "SHIRT-M", "IsParent": False, "ProductType": product_type}
+    ca.get("Products", {"json": {"value": [row]}})
+    (result,) = plugin.hub_link_listings(connection=conn(), items=[item("SHIRT-M")])
+    assert (result.status, result.channel_product_id) == (ListingStatus.LINKED, "5")
+
+
+def test_a_product_that_became_a_parent_turns_unsupported_at_sync(ca, conn) -> None:
+    refusal = {"error": {"code": "", "message": "Product 11 is a parent product."}}
+    ca.batch(lambda parts: [{"status": 400, "body": refusal}, {"status": 204}])
+    (outcome,) = plugin.hub_sync_listings(
+        connection=conn(), updates=[update("A", "11", quantity=5, price=Decimal("2"))]
+    )
+    assert outcome.outcome is Outcome.FAILED
+    assert outcome.status is ListingStatus.UNSUPPORTED
+    assert outcome.message == (
+        "ChannelAdvisor product 11 is a parent product: link its children."
+    )
+
+
+def test_a_deleted_product_whose_sku_is_now_a_bundle_is_unsupported(ca, conn) -> None:
+    ca.batch(lambda parts: [{"status": 404, "body": {"error": {"message": "gone"}}}])
+    ca.get("Products", {"json": {"value": [{"ID": 9, "Sku": "A", "ProductType": "Bundle"}]}})
+    (outcome,) = plugin.hub_sync_listings(
+        connection=conn(), updates=[update("A", "11", quantity=5)]
+    )
+    assert outcome.status is ListingStatus.UNSUPPORTED
+    assert "now belongs to a bundle product" in outcome.message

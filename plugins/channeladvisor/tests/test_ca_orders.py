@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import time_machine
@@ -64,7 +65,7 @@ def test_query_shape(ca, conn, h) -> None:
     ca.get("Orders", {"json": {"value": []}})
     with time_machine.travel(NOW, tick=False):
         list(plugin.hub_get_orders(connection=conn(settings={"order_days": 30}), days=7))
-    (request,) = ca.sent("GET")
+    request, cancellations = ca.sent("GET")
     assert request.url.startswith(
         f"{h.API}/Orders?exported=false&$filter=ProfileID%20eq%2012345678"
     )
@@ -78,9 +79,20 @@ def test_query_shape(ca, conn, h) -> None:
             " or PaymentStatus eq 'Deposited')"
             " and (ShippingStatus eq 'Unshipped' or ShippingStatus eq 'PartiallyShipped'"
             " or ShippingStatus eq 'PendingShipment')"
+            " and DistributionCenterTypeRollup ne 'ExternallyManaged'"
         ),
-        "$expand": "Items,Fulfillments",
+        "$expand": "Items,Fulfillments($expand=Items)",
         "$count": "true",
+    }
+    # The cancellation check: one query of the orders this application exported (the ones
+    # the hub holds) whose shipping status became Canceled within the window.
+    assert h.query(cancellations.url) == {
+        "exported": "true",
+        "$filter": (
+            "ProfileID eq 12345678 and ShippingStatus eq 'Canceled'"
+            " and ShippingDateUtc ge 2024-05-03T12:00:00Z"
+        ),
+        "$expand": "Items,Fulfillments($expand=Items)",
     }
 
 
@@ -95,7 +107,8 @@ def test_status_settings_shape_the_filter(ca, conn, h) -> None:
     text = h.query(ca.sent("GET")[0].url)["$filter"]
     assert text.endswith(
         "and (CheckoutStatus eq 'Completed') and (PaymentStatus eq 'Failed' or PaymentStatus eq "
-        "'Cleared') and (ShippingStatus eq 'Shipped')"
+        "'Cleared') and (ShippingStatus eq 'Shipped') "
+        "and DistributionCenterTypeRollup ne 'ExternallyManaged'"
     )
 
 
@@ -169,8 +182,9 @@ def test_an_order_with_25_items_is_read_again_by_id(ca, conn, h) -> None:
     orders = list(plugin.hub_get_orders(connection=conn(), days=7))
     assert [len(o.lines) for o in orders] == [25, 1]
     refetch = ca.sent("GET", "Orders(77)")[0]
-    assert refetch.url == f"{h.API}/Orders(77)?$expand=Items,Fulfillments"
-    assert len(ca.sent("GET")) == 2
+    assert unquote(refetch.url) == f"{h.API}/Orders(77)?$expand=Items,Fulfillments($expand=Items)"
+    # The list, the read by id, the cancellation check.
+    assert len(ca.sent("GET")) == 3
 
 
 def test_an_items_next_link_also_means_read_again(ca, conn) -> None:
@@ -238,8 +252,9 @@ def test_orders_exported_while_paging_are_not_skipped(ca, conn, h) -> None:
     assert sorted(got, key=int) == [str(i) for i in range(1, 8)]
     assert len(got) == len(set(got))
     assert sorted(server.exported) == list(range(1, 8))
-    # Pass 1 (3 pages) listed 4 of 7, pass 2 (2 pages) 2 of 3, pass 3 (1 page) the last one.
-    assert len(ca.sent("GET")) == 6
+    # Pass 1 (3 pages) listed 4 of 7, pass 2 (2 pages) 2 of 3, pass 3 (1 page) the last one;
+    # then the cancellation check (one page).
+    assert len(ca.sent("GET")) == 7
 
 
 def test_acknowledge_exports_each_order_alone_and_is_idempotent(ca, conn, h) -> None:
@@ -274,3 +289,28 @@ def test_acknowledge_failures_are_per_order(ca, conn, waits) -> None:
     outcomes = plugin.hub_acknowledge_orders(connection=conn(), channel_order_ids=["1", "2"])
     assert [o.outcome for o in outcomes] == [Outcome.FAILED, Outcome.OK]
     assert "gave up after 5 attempts" in outcomes[0].message
+
+
+def test_an_order_the_marketplace_fulfills_is_dropped_even_if_listed(ca, conn) -> None:
+    fba = SAMPLE | {"ID": 1, "DistributionCenterTypeRollup": "ExternallyManaged"}
+    mixed = SAMPLE | {"ID": 2, "DistributionCenterTypeRollup": "Mixed"}
+    ca.get("Orders", {"json": {"value": [fba, mixed]}})
+    ca.cancellations()
+    assert [o.channel_order_id for o in plugin.hub_get_orders(connection=conn(), days=7)] == ["2"]
+
+
+def test_cancellations_of_exported_orders_follow_the_new_orders(ca, conn) -> None:
+    ca.get("Orders", {"json": {"value": [SAMPLE | {"ID": 1}]}})
+    cancelled = SAMPLE | {"ID": 9, "ShippingStatus": "Canceled"}
+    by_checkout = SAMPLE | {"ID": 10, "CheckoutStatus": "Canceled"}
+    # Not cancelled after all (a stale page), and one already yielded: both left out.
+    ca.cancellations(cancelled, by_checkout, SAMPLE | {"ID": 11}, SAMPLE | {"ID": 1})
+    orders = list(plugin.hub_get_orders(connection=conn(), days=7))
+    assert [(o.channel_order_id, o.cancelled) for o in orders] == [
+        ("1", False),
+        ("9", True),
+        ("10", True),
+    ]
+    assert orders[1].lines[0].sku == "AL-85590-SHOE"  # a whole order: the core may import it
+    # Two requests in all: the new orders, one page of cancellations.
+    assert len(ca.sent("GET")) == 2

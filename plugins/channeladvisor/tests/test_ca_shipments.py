@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import requests
 
 from hub_channeladvisor import plugin
@@ -52,8 +53,35 @@ def calls(ca: Any) -> list[str]:
     return [f"{r.method} {r.path.rsplit('/', 1)[1]}" for r in ca.api_sent()]
 
 
+def fulfillment(fid: int, dc: int | None, *lines: int, status: str = "NoChange") -> dict:
+    """A fulfillment of distribution center ``dc`` holding the order items ``lines``."""
+    return {
+        "ID": fid,
+        "DistributionCenterID": dc,
+        "DeliveryStatus": status,
+        "SellerFulfillmentID": None,
+        "Items": [{"OrderItemID": line, "Quantity": 1} for line in lines],
+    }
+
+
+def order_in(*fulfillments: dict, rollup: str = "SellerManaged", **fields: Any) -> dict:
+    items = [{"ID": 91234501, "Sku": "AL-1"}, {"ID": 91234502, "Sku": "AL-2"}]
+    body = {
+        "ID": 4445862222,
+        "ShippingStatus": "Unshipped",
+        "CheckoutStatus": "Completed",
+        "DistributionCenterTypeRollup": rollup,
+        "Items": items,
+        "Fulfillments": list(fulfillments),
+        **fields,
+    }
+    return {"json": body}
+
+
 def test_ship_body_for_a_partial_shipment(ca, conn, h) -> None:
-    ca.get("Orders(4445862222)", order_with(None))
+    # The shipped line waits in a fulfillment of distribution center 1: that is the DC sent,
+    # whatever the connection's quantity setting says (4 would move the fulfillment).
+    ca.get("Orders(4445862222)", order_in(fulfillment(11, 1, 91234501)))
     ship = ca.post("Orders(4445862222)/Ship", {"status_code": 204})
     (outcome,) = sync(conn, shipment(), settings={"distribution_center_id": 4})
     assert (outcome.ref, outcome.outcome, outcome.message) == (
@@ -72,12 +100,114 @@ def test_ship_body_for_a_partial_shipment(ca, conn, h) -> None:
             "ShippingClass": "Ground",
             "DeliveryStatus": "Complete",
             "SellerFulfillmentID": "HUB-SHP-000123",
-            "DistributionCenterID": 4,
+            "DistributionCenterID": 1,
             "Items": [{"OrderItemID": 91234501, "Quantity": 1}],
         }
     }
     # The order's fulfillments are read first (a crash after an earlier send would show there).
     assert calls(ca) == ["GET orders(4445862222)", "POST ship"]
+
+
+@pytest.mark.parametrize(
+    ("fulfillments", "lines", "center"),
+    [
+        pytest.param([fulfillment(11, 0, 91234501)], ("91234501",), 0, id="dc-0"),
+        pytest.param(
+            [fulfillment(11, 1, 91234502), fulfillment(12, 2, 91234501)],
+            ("91234502",),
+            1,
+            id="the-line's-own-dc",
+        ),
+        pytest.param(
+            [fulfillment(11, 1, 91234501, 91234502)], (), 1, id="whole-order-one-dc"
+        ),
+        pytest.param(
+            [fulfillment(11, 0, 91234501), fulfillment(12, 1, 91234502)],
+            ("91234501", "91234502"),
+            None,
+            id="lines-in-two-dcs",
+        ),
+        pytest.param([fulfillment(11, 0, 91234502)], ("91234501",), None, id="line-in-none"),
+        pytest.param(
+            [fulfillment(11, 0, 91234501, status="Complete"), fulfillment(12, 1, 91234501)],
+            ("91234501",),
+            1,
+            id="shipped-fulfillments-do-not-count",
+        ),
+    ],
+)
+def test_the_distribution_center_is_the_one_holding_the_lines(
+    ca, conn, fulfillments, lines, center
+) -> None:
+    ca.get("Orders(4445862222)", order_in(*fulfillments))
+    ship = ca.post("Orders(4445862222)/Ship", {"status_code": 204})
+    shipped = tuple(ShipmentLine(line, "AL", 1) for line in lines)
+    (outcome,) = sync(conn, shipment(lines=shipped), settings={"distribution_center_id": 7})
+    assert outcome.outcome is Outcome.OK
+    value = json.loads(ship.last_request.body)["Value"]
+    if center is None:
+        assert "DistributionCenterID" not in value
+    else:
+        assert value["DistributionCenterID"] == center
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        pytest.param({"ShippingStatus": "Canceled"}, id="shipping-status"),
+        pytest.param({"CheckoutStatus": "Canceled"}, id="checkout-status"),
+    ],
+)
+def test_a_cancelled_order_is_skipped_with_the_hint_and_never_shipped(ca, conn, status) -> None:
+    ca.get("Orders(4445862222)", order_in(fulfillment(11, 0, 91234501), **status))
+    (outcome,) = sync(conn, shipment())
+    assert outcome.outcome is Outcome.SKIPPED
+    assert outcome.order_status == "cancelled"
+    assert outcome.message.startswith("Not sent: order 4445862222 was cancelled in ChannelAdvisor")
+    assert calls(ca) == ["GET orders(4445862222)"]
+
+
+def test_lines_the_marketplace_fulfills_are_refused_on_a_mixed_order(ca, conn) -> None:
+    ca.get(
+        "Orders(4445862222)",
+        order_in(fulfillment(11, 0, 91234501), fulfillment(12, 2, 91234502), rollup="Mixed"),
+    )
+    centers = ca.get(
+        "DistributionCenters",
+        {
+            "json": {
+                "value": [
+                    {"ID": 0, "Name": "Main", "IsExternallyManaged": False},
+                    {"ID": 2, "Name": "Amazon FBA US", "IsExternallyManaged": True},
+                ]
+            }
+        },
+    )
+    ship = ca.post("Orders(4445862222)/Ship", {"status_code": 204})
+    refused, own = sync(
+        conn,
+        shipment("S-FBA", lines=(ShipmentLine("91234502", "AL-2", 1),)),
+        shipment("S-OWN", lines=(ShipmentLine("91234501", "AL-1", 1),)),
+    )
+    assert refused.outcome is Outcome.FAILED
+    assert refused.message == (
+        "Not sent: AL-2 (OrderItemID 91234502, distribution center 2 Amazon FBA US) of order "
+        "4445862222 are fulfilled by the marketplace from an externally managed distribution "
+        "center, which the hub cannot ship from. Cancel this shipment and record one without "
+        "those lines."
+    )
+    assert own.outcome is Outcome.OK
+    assert json.loads(ship.last_request.body)["Value"]["DistributionCenterID"] == 0
+    # One Ship (the seller's line), and the account's centers read once for both.
+    assert ship.call_count == 1 and centers.call_count == 1
+
+
+def test_an_order_the_marketplace_fulfills_is_never_shipped(ca, conn) -> None:
+    ca.get("Orders(4445862222)", order_in(fulfillment(11, 2, 91234501), rollup="ExternallyManaged"))
+    (outcome,) = sync(conn, shipment())
+    assert outcome.outcome is Outcome.FAILED
+    assert "fulfilled by the marketplace" in outcome.message
+    assert ca.sent("POST") == [] and ca.sent("GET", "DistributionCenters") == []
 
 
 def test_items_are_sent_for_a_complete_shipment_and_left_out_only_without_lines(ca, conn) -> None:
@@ -176,7 +306,7 @@ def test_several_shipments_are_checked_in_one_batch(ca, conn, h) -> None:
     assert outcomes[4].message == "'not-an-id' is not a ChannelAdvisor order ID."
     (batch,) = ca.batches
     assert [p["url"] for p in batch] == [
-        f"{h.API}/Orders({n})?$expand=Items,Fulfillments" for n in (1, 2, 3)
+        f"{h.API}/Orders({n})?$expand=Items,Fulfillments($expand%3DItems)" for n in (1, 2, 3)
     ]
     assert [json.loads(r.body)["Value"]["SellerFulfillmentID"] for r in ship.request_history] == [
         "S-3",

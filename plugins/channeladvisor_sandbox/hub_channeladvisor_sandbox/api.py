@@ -72,6 +72,7 @@ class ApiSettings(Protocol):
     products_page_size: int
     orders_page_size: int
     expand_cap: int
+    omitted_complete_dc_list: bool
 
 
 @dataclass
@@ -468,7 +469,12 @@ class Api:
         assert route.key is not None
         profiles = req.principal.profile_ids
         if route.name == "UpdateQuantity":
-            self.store.update_quantity(route.key, self._json_body(req), profiles)
+            self.store.update_quantity(
+                route.key,
+                self._json_body(req),
+                profiles,
+                omitted_complete=self.settings.omitted_complete_dc_list,
+            )
             return ApiResponse(NO_CONTENT)
         if route.name == "Export":
             if req.in_batch:

@@ -9,6 +9,10 @@ body `grant_type=refresh_token&refresh_token=...`; the same refresh token is reu
   is gone), so the next API call gets 401 and the refresh gets 400.
 - `client_id`/`client_secret` in the form body (one script's variant) is NOT accepted: every
   other source uses Basic auth, and the hub must too.
+- A refusal names its cause with the OAuth 2 error code (RFC 6749 §5.2), in a JSON 400:
+  `invalid_client` (application id or shared secret) or `invalid_grant` (refresh token).
+  The setting `token_errors="text"` answers the plain-text `Bad Request` CA has also been seen
+  to send (reference §1, SV a8b73af), which says neither.
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+#: OAuth 2 error codes of the token endpoint (RFC 6749 §5.2).
+INVALID_CLIENT = "invalid_client"
+INVALID_GRANT = "invalid_grant"
 
 
 @dataclass
@@ -102,15 +110,20 @@ class Credentials:
 
     def exchange(
         self, application_id: str, shared_secret: str, refresh_token: str, ttl: float
-    ) -> AccessToken | None:
-        """The token call: an access token, or None when any credential is wrong/revoked."""
+    ) -> AccessToken | str:
+        """The token call: an access token, or the OAuth error code of the refusal.
+
+        ``invalid_client``: the application id is unknown or the shared secret wrong (the
+        operator's credentials). ``invalid_grant``: the refresh token is unknown, revoked or
+        another application's (the merchant's authorization).
+        """
         with self._lock:
             secret = self.applications.get(application_id)
             if secret is None or not secrets.compare_digest(secret, shared_secret):
-                return None
+                return INVALID_CLIENT
             record = self.refresh_tokens.get(refresh_token)
             if record is None or record.revoked or record.application_id != application_id:
-                return None
+                return INVALID_GRANT
             return self._issue(record, ttl)
 
     def issue(self, refresh_token: str, ttl: float) -> AccessToken:

@@ -49,6 +49,12 @@ def _positive(name: str, value: Any) -> float:
     return float(value)
 
 
+def _token_errors(name: str, value: Any) -> str:
+    if value not in ("oauth", "text"):
+        raise ValueError(f"{name} must be 'oauth' or 'text'")
+    return str(value)
+
+
 def _boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be true or false")
@@ -69,6 +75,8 @@ _SETTINGS = {
     "max_batch_parts": _positive_int,
     "expand_cap": _positive_int,
     "max_logged_bodies": _non_negative_int,
+    "token_errors": _token_errors,
+    "omitted_complete_dc_list": _boolean,
 }
 
 
@@ -107,6 +115,11 @@ class SandboxCore:
         expand_cap: most entries of an expanded collection in list responses (20).
         max_logged_bodies: how many of the most recent request-log entries keep the JSON
             body of their request (0: none; older entries keep only `body_size`).
+        token_errors: how the token endpoint refuses: `oauth` (a JSON 400 naming
+            `invalid_client` or `invalid_grant`) or `text` (a bare plain-text `Bad Request`).
+        omitted_complete_dc_list: what an UpdateQuantity without `CompleteDCList` means
+            (False; True: the list is complete, so the DCs it leaves out go to zero —
+            the reading clients must guard against, reference §3.3).
     """
 
     def __init__(
@@ -127,6 +140,8 @@ class SandboxCore:
         max_batch_parts: int = 100,
         expand_cap: int = 20,
         max_logged_bodies: int = DEFAULT_MAX_BODIES,
+        token_errors: str = "oauth",
+        omitted_complete_dc_list: bool = False,
     ) -> None:
         self.token_ttl: float = 3600.0
         self.products_page_size = 100
@@ -139,6 +154,8 @@ class SandboxCore:
         self.latency_jitter_ms = 0.0
         self.max_batch_parts = 100
         self.expand_cap = 20
+        self.token_errors = "oauth"
+        self.omitted_complete_dc_list = False
         self.store = Store()
         self.credentials = Credentials()
         self.log = RequestLog()
@@ -164,6 +181,8 @@ class SandboxCore:
             max_batch_parts=max_batch_parts,
             expand_cap=expand_cap,
             max_logged_bodies=max_logged_bodies,
+            token_errors=token_errors,
+            omitted_complete_dc_list=omitted_complete_dc_list,
         )
         self.credentials.add_application(c.DEMO_APPLICATION_ID, c.DEMO_SHARED_SECRET)
         self.credentials.add_refresh_token(

@@ -49,6 +49,10 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 
+_TOKEN_ERRORS = {
+    "invalid_client": "The application id or the shared secret is not valid.",
+    "invalid_grant": "The refresh token is not valid, or was revoked.",
+}
 _TOKEN_IN_QUERY = re.compile(r"(access_token=)[^&]*")
 
 
@@ -216,9 +220,12 @@ class SandboxApp:
         refresh_token = request.form.get("refresh_token") or ""
         ttl = float(self.sb.token_ttl)
         token = self.sb.credentials.exchange(app_id, auth.password or "", refresh_token, ttl)
-        if token is None:
-            # The real service answers a plain-text 400 here (reference §1, SV a8b73af).
-            return app_id, bad
+        if isinstance(token, str):
+            if self.sb.token_errors == "text":
+                # CA has answered a bare plain-text 400 here (reference §1, SV a8b73af).
+                return app_id, bad
+            body = {"error": token, "error_description": _TOKEN_ERRORS[token]}
+            return app_id, ApiResponse(400, body, {"Content-Type": "application/json"})
         body = {
             "access_token": token.token,
             "token_type": "bearer",

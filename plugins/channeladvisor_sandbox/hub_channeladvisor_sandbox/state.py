@@ -528,8 +528,20 @@ class Store:
             self.products.version += 1
             self.dirty_products.add(product_id)
 
-    def update_quantity(self, product_id: int, body: Any, profiles: frozenset[int]) -> None:
-        """POST Products(ID)/UpdateQuantity (see the module docstring for the arithmetic)."""
+    def update_quantity(
+        self,
+        product_id: int,
+        body: Any,
+        profiles: frozenset[int],
+        *,
+        omitted_complete: bool = False,
+    ) -> None:
+        """POST Products(ID)/UpdateQuantity (see the module docstring for the arithmetic).
+
+        `CompleteDCList: true` zeroes the DCs the list leaves out; `omitted_complete` is
+        what a body without the key means. A parent or a bundle has no quantity of its own
+        (CA computes a bundle's from its components): refused with a 400.
+        """
         body = _require_object(body, "The request body")
         _check_keys(body, ("Value",), "Product_UpdateQuantityParams")
         if "Value" not in body:
@@ -548,13 +560,19 @@ class Store:
         updates = value.get("Updates")
         if not isinstance(updates, list) or not updates:
             raise ApiError(400, "'Updates' must be a non-empty list of DC quantities.")
-        complete = value.get("CompleteDCList", False)
+        complete = value.get("CompleteDCList", omitted_complete)
         if not isinstance(complete, bool):
             raise ApiError(400, "'CompleteDCList' must be true or false.")
         with self.lock:
             row = self.get_visible(self.products, product_id, profiles)
             if row is None:
                 raise self.product_not_found(product_id)
+            if row["IsParent"] or row["ProductType"] in ("Parent", "Bundle"):
+                kind = "a bundle" if row["ProductType"] == "Bundle" else "a parent"
+                raise ApiError(
+                    400,
+                    f"Product {product_id} is {kind} product; its quantity cannot be updated.",
+                )
             parsed: dict[int, int] = {}
             for update in updates:
                 update = _require_object(update, "Each entry of 'Updates'")

@@ -34,10 +34,12 @@ from hub_core.errors import ChannelError, redact
 
 log = logging.getLogger(__name__)
 
-#: ``$select`` of a product lookup: the id and the SKU are all linking needs.
-PRODUCT_KEYS = "ID,Sku"
-#: ``$expand`` of an order read: every line and every fulfillment.
-ORDER_EXPAND = "Items,Fulfillments"
+#: ``$select`` of a product lookup: the id, the SKU, and what tells a parent or a bundle
+#: (design §6: those are never linked).
+PRODUCT_KEYS = "ID,Sku,IsParent,ProductType"
+#: ``$expand`` of an order read: every line, every fulfillment and the lines each holds (the
+#: distribution center of a shipped line is its fulfillment's).
+ORDER_EXPAND = "Items,Fulfillments($expand=Items)"
 
 
 class ChannelAdvisorClient:
@@ -104,6 +106,7 @@ class ChannelAdvisorClient:
             redact=self.redact,
         )
         self.batcher = Batcher(self.http, max_parts=max_batch_parts)
+        self._external_centers: dict[int, str] | None = None
 
     # -- housekeeping --------------------------------------------------------------------
 
@@ -224,13 +227,15 @@ class ChannelAdvisorClient:
     def update_quantity_part(self, product_id: str, quantity: int) -> BatchPart:
         """``POST Products(ID)/UpdateQuantity`` with the configured type and distribution center.
 
-        A ``Relative`` update adds to the quantity: it is not idempotent and is never sent again
-        after an unclear failure.
+        ``CompleteDCList: false`` says the list names one distribution center only, so the
+        others are never implied to be zero (design §6). A ``Relative`` update adds to the
+        quantity: it is not idempotent and is never sent again after an unclear failure.
         """
         update_type = self.settings["quantity_update_type"]
         body = {
             "Value": {
                 "UpdateType": update_type,
+                "CompleteDCList": False,
                 "Updates": [
                     {
                         "DistributionCenterID": int(self.settings["distribution_center_id"]),
@@ -304,6 +309,25 @@ class ChannelAdvisorClient:
     def distribution_centers(self) -> list[dict[str, Any]]:
         """``GET /v1/DistributionCenters`` (every page)."""
         return [row for page in self.pages(self.url("DistributionCenters")) for row in _rows(page)]
+
+    def externally_managed_centers(self) -> dict[int, str]:
+        """Id -> name of the account's externally managed distribution centers.
+
+        Read once per client (one request, more only if the list has several pages): only
+        orders whose fulfillment is split between the seller and the marketplace need it.
+        """
+        if self._external_centers is None:
+            self._external_centers = {
+                int(row["ID"]): str(row.get("Name") or row.get("Code") or row["ID"])
+                for row in self.distribution_centers()
+                if is_externally_managed(row) and str(row.get("ID", "")).lstrip("-").isdigit()
+            }
+        return self._external_centers
+
+
+def is_externally_managed(center: Mapping[str, Any]) -> bool:
+    """Whether a distribution center is run by someone else (FBA): not the hub's to touch."""
+    return bool(center.get("IsExternallyManaged")) or center.get("Type") == "ExternallyManaged"
 
 
 def _rows(body: Any) -> list[dict[str, Any]]:

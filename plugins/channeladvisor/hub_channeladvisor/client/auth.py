@@ -6,9 +6,13 @@
   ``application_id:shared_secret`` and the form ``grant_type=refresh_token&refresh_token=…``.
 * Stores the new access token and its expiry on the connection (``save_config``), so a later
   command does not refresh again.
-* A refused refresh (400, whose body may be plain text, or 401) marks the connection
-  ``needs_reauth`` and raises :class:`~hub_core.errors.NeedsReauth`; from then on no request
-  is sent for that connection until it is reconnected.
+* A refused refresh is told apart by the OAuth error code (design §6): ``invalid_client``
+  means the operator's application id or shared secret is wrong — an
+  :class:`~hub_core.errors.AuthError` saying to fix those, the merchant's authorization is
+  untouched; ``invalid_grant`` (and a refusal without a code: a 400 whose body may be plain
+  text, or a 401) marks the connection ``needs_reauth`` and raises
+  :class:`~hub_core.errors.NeedsReauth`; from then on no request is sent for that connection
+  until it is reconnected.
 * Thread-safe: the token state lives in a process-wide :class:`TokenStore` per refresh token,
   so several threads (and several operations) refresh once between them.
 """
@@ -16,6 +20,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import threading
@@ -42,6 +47,27 @@ log = logging.getLogger(__name__)
 REFRESH_MARGIN = 60.0
 #: Lifetime assumed when the token answer has no ``expires_in`` (reference §1: one hour).
 DEFAULT_LIFETIME = 3600.0
+
+
+def client_refused_message(name: str) -> str:
+    """What to tell the operator whose application id or shared secret was refused."""
+    return (
+        f"ChannelAdvisor refused the application id or shared secret used by connection "
+        f"'{name}' (invalid_client): they belong to whoever operates the hub, not to the "
+        "merchant, whose authorization is untouched (do not re-authorize). Fix them in the "
+        f"environment ({APPLICATION_ID_ENV}, {SHARED_SECRET_ENV}) or on the connection: "
+        f"hub connections configure {name} --set application_id=... --set shared_secret=..."
+    )
+
+
+def oauth_error(text: str) -> str:
+    """The OAuth ``error`` code of a token endpoint answer (``invalid_grant``…), or ``""``."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return ""
+    code = body.get("error") if isinstance(body, dict) else None
+    return code.strip() if isinstance(code, str) else ""
 
 
 def reauth_message(name: str) -> str:
@@ -253,9 +279,14 @@ class Authenticator(requests.auth.AuthBase):
             )
 
     def _refused(self, status: int, text: str) -> None:
+        detail = self.redact(f"token endpoint HTTP {status}: {text.strip()[:200]}")
+        if oauth_error(text) == "invalid_client":
+            # The operator's credentials: another connection with the same ones fails alike,
+            # and nothing about this merchant's refresh token is known.
+            log.error(detail)
+            raise AuthError(client_refused_message(self.connection.name), detail=detail)
         message = reauth_message(self.connection.name)
         self.store.refused = message
-        detail = self.redact(f"token endpoint HTTP {status}: {text.strip()[:200]}")
         log.error(detail)
         self.persist(lambda: self.connection.mark_needs_reauth(message))
         raise NeedsReauth(message, detail=detail)
