@@ -376,9 +376,7 @@ def test_a_product_that_became_a_parent_turns_unsupported_at_sync(ca, conn) -> N
     )
     assert outcome.outcome is Outcome.FAILED
     assert outcome.status is ListingStatus.UNSUPPORTED
-    assert outcome.message == (
-        "ChannelAdvisor product 11 is a parent product: link its children."
-    )
+    assert outcome.message == ("ChannelAdvisor product 11 is a parent product: link its children.")
 
 
 def test_a_deleted_product_whose_sku_is_now_a_bundle_is_unsupported(ca, conn) -> None:

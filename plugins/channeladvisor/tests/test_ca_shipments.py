@@ -118,9 +118,7 @@ def test_ship_body_for_a_partial_shipment(ca, conn, h) -> None:
             1,
             id="the-line's-own-dc",
         ),
-        pytest.param(
-            [fulfillment(11, 1, 91234501, 91234502)], (), 1, id="whole-order-one-dc"
-        ),
+        pytest.param([fulfillment(11, 1, 91234501, 91234502)], (), 1, id="whole-order-one-dc"),
         pytest.param(
             [fulfillment(11, 0, 91234501), fulfillment(12, 1, 91234502)],
             ("91234501", "91234502"),

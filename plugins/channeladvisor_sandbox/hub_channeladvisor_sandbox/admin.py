@@ -14,6 +14,8 @@ Every route maps onto a method of `Sandbox`, so in-process tests can use Python 
                                              "max_items", "big_orders", "days",
                                              "exported_by"}
     GET    /_sandbox/orders/<id>             one order with items, fulfillments, flags
+    POST   /_sandbox/orders/<id>/cancel      cancel it (ShippingStatus Canceled), as the
+                                             marketplace would after the hub imported it
     GET    /_sandbox/carriers                carrier -> classes
     POST   /_sandbox/carriers                {"carriers": {...} | [...], "replace": bool}
     GET    /_sandbox/log?since=N&entries=0   request log and statistics
@@ -82,6 +84,11 @@ class AdminApi:
         add("DELETE", r"/products/(?P<id>\d+)", self._delete_product)
         add("POST", r"/orders", self._seed_orders)
         add("GET", r"/orders/(?P<id>\d+)", self._get_order)
+        add(
+            "POST",
+            r"/orders/(?P<id>\d+)/cancel",
+            lambda r, b, m: self.sb.cancel_order(int(m["id"])),
+        )
         add("GET", r"/carriers", lambda r, b, m: self.sb.carriers())
         add("POST", r"/carriers", self._set_carriers)
         add("GET", r"/log", self._log)

@@ -479,7 +479,10 @@ class SandboxCore:
         An order dict takes any Order property plus `Items` (required: [{Sku, Quantity,
         UnitPrice?, ProductID?...}]) and `exported_by` (application ids that already
         exported it). Each order gets an initial fulfillment with its lines and the
-        requested carrier/class. Generated orders use the profile's products (50 are
+        requested carrier/class; an item with `DistributionCenterID` goes to an initial
+        fulfillment of that DC instead (one per DC; an externally managed DC's is the
+        marketplace's, and the order's DistributionCenterTypeRollup follows: Mixed or
+        ExternallyManaged). Generated orders use the profile's products (50 are
         generated first if it has none); `big_orders` of them get 21-30 lines.
         """
         if orders is None and count is None:
@@ -512,6 +515,13 @@ class SandboxCore:
                 ids.append(self.store.create_order(order)["ID"])
         self.persist()
         return ids
+
+    def cancel_order(self, order_id: int) -> dict[str, Any]:
+        """Cancel an order in ChannelAdvisor (as the marketplace would); its admin view."""
+        with self.store.lock:
+            view = self.store.admin_order(self.store.cancel_order(order_id))
+        self.persist()
+        return view
 
     def get_order(self, order_id: int) -> dict[str, Any] | None:
         """An order's admin view (items, fulfillments with items, export flags), or None."""

@@ -189,7 +189,8 @@ _PRODUCT_SEED_KEYS = set(PRODUCT_FIELDS) | {
     "Images",
 }
 _ORDER_SEED_KEYS = set(ORDER_FIELDS) | {"Items", "exported_by"}
-_ITEM_SEED_KEYS = set(ORDER_ITEM_FIELDS)
+# `DistributionCenterID` on an item seeds it into that DC's initial fulfillment.
+_ITEM_SEED_KEYS = set(ORDER_ITEM_FIELDS) | {"DistributionCenterID"}
 _SHIP_KEYS = [
     "ShippedDateUtc",
     "TrackingNumber",
@@ -705,6 +706,9 @@ class Store:
         if not isinstance(items, list) or not items:
             raise AdminError("an order needs a non-empty 'Items' list")
         row["Items"] = [self._build_item(row, item, n) for n, item in enumerate(items, 1)]
+        centers = self._item_centers(
+            row, items, rollup_given="DistributionCenterTypeRollup" in data
+        )
         if row["TotalPrice"] is None:
             row["TotalTaxPrice"] = row["TotalTaxPrice"] or round(
                 sum(i["TaxPrice"] or 0 for i in row["Items"]), 2
@@ -722,7 +726,7 @@ class Store:
             )
         row["Adjustments"] = []
         row["CustomFields"] = []
-        row["Fulfillments"] = [self._initial_fulfillment(row)]
+        row["Fulfillments"] = self._initial_fulfillments(row, centers)
         exported_by = data.get("exported_by") or []
         if not isinstance(exported_by, list):
             raise AdminError("'exported_by' must be a list of application ids")
@@ -815,7 +819,52 @@ class Store:
         )
         fulfillment["Items"].append(fitem)
 
-    def _initial_fulfillment(self, order: Row) -> Row:
+    def _item_centers(self, order: Row, items: list[Any], *, rollup_given: bool) -> dict[int, int]:
+        """Item id -> seeded distribution center; sets the order's DC type rollup from them
+        (unless the seed gave one): all externally managed -> ExternallyManaged, some ->
+        Mixed."""
+        centers: dict[int, int] = {}
+        for item, data in zip(order["Items"], items, strict=True):
+            if not isinstance(data, Mapping) or data.get("DistributionCenterID") is None:
+                continue
+            dc_id = data["DistributionCenterID"]
+            dc = self.dcs.rows.get(dc_id) if isinstance(dc_id, int) else None
+            if dc is None or dc["IsDeleted"]:
+                raise AdminError(f"unknown distribution center {dc_id!r}")
+            centers[item["ID"]] = dc_id
+        if centers and not rollup_given:
+            external = [
+                self.dcs.rows[centers.get(i["ID"], 0)]["IsExternallyManaged"]
+                for i in order["Items"]
+            ]
+            order["DistributionCenterTypeRollup"] = (
+                "ExternallyManaged"
+                if all(external)
+                else "Mixed"
+                if any(external)
+                else "SellerManaged"
+            )
+        return centers
+
+    def _initial_fulfillments(self, order: Row, centers: Mapping[int, int]) -> list[Row]:
+        """One initial fulfillment per distribution center the items were seeded in (DC 0
+        for the others); those of an externally managed DC are the marketplace's
+        (`ThirdPartyManaged`)."""
+        if not centers:
+            return [self._initial_fulfillment(order)]
+        by_dc: dict[int, list[Row]] = {}
+        for item in order["Items"]:
+            by_dc.setdefault(centers.get(item["ID"], 0), []).append(item)
+        fulfillments = []
+        for dc_id, items in sorted(by_dc.items()):
+            fulfillment = self._initial_fulfillment(order, items)
+            fulfillment["DistributionCenterID"] = dc_id
+            if self.dcs.rows[dc_id]["IsExternallyManaged"]:
+                fulfillment["DeliveryStatus"] = "ThirdPartyManaged"
+            fulfillments.append(fulfillment)
+        return fulfillments
+
+    def _initial_fulfillment(self, order: Row, items: list[Row] | None = None) -> Row:
         """Every order starts with one fulfillment carrying the requested carrier/class."""
         status = order["ShippingStatus"]
         values: dict[str, Any] = {
@@ -834,10 +883,11 @@ class Store:
             item_status = "Complete"
         elif status == "Canceled":
             values["DeliveryStatus"] = "Canceled"
+            order["ShippingDateUtc"] = order["ShippingDateUtc"] or order["CreatedDateUtc"]
         elif status == "ThirdPartyManaged":
             values.update(DeliveryStatus="ThirdPartyManaged", DistributionCenterID=2)
         fulfillment = self._new_fulfillment(order, **values)
-        for item in order["Items"]:
+        for item in order["Items"] if items is None else items:
             self._add_fulfillment_item(fulfillment, item, item["Quantity"], item_status)
         return fulfillment
 
@@ -904,12 +954,16 @@ class Store:
                 raise self.order_not_found(order_id)
             fields = self._ship_fields(order, value)
             to_ship = self._ship_quantities(order, value.get("Items"))
+            self._refuse_marketplace_lines(order, to_ship)
             self._apply_shipment(order, fields, to_ship)
 
     def _ship_fields(self, order: Row, value: dict[str, Any]) -> dict[str, Any]:
         if order["ShippingStatus"] == "Canceled":
             raise ApiError(400, f"Order {order['ID']} is canceled and cannot be shipped.")
-        if order["ShippingStatus"] == "ThirdPartyManaged":
+        if (
+            order["ShippingStatus"] == "ThirdPartyManaged"
+            or order["DistributionCenterTypeRollup"] == "ExternallyManaged"
+        ):
             raise ApiError(
                 400, f"Order {order['ID']} is fulfilled by a third party and cannot be shipped."
             )
@@ -1044,6 +1098,44 @@ class Store:
                     f"(Sku '{by_id[item_id]['Sku']}'): only {remaining[item_id]} unshipped.",
                 )
         return to_ship
+
+    def _refuse_marketplace_lines(self, order: Row, to_ship: Mapping[int, int]) -> None:
+        """Lines waiting in a fulfillment of an externally managed DC are the marketplace's
+        to ship (a Mixed order): the seller cannot ship them."""
+        for fulfillment in order["Fulfillments"]:
+            if fulfillment["DeliveryStatus"] in (*c.SHIPPING_DELIVERY_STATUSES, "Canceled"):
+                continue
+            dc = self.dcs.rows.get(fulfillment["DistributionCenterID"])
+            if dc is None or not dc["IsExternallyManaged"]:
+                continue
+            for fitem in fulfillment["Items"]:
+                if fitem["OrderItemID"] in to_ship:
+                    raise ApiError(
+                        400,
+                        f"Order item {fitem['OrderItemID']} of order {order['ID']} is "
+                        f"fulfilled by the externally managed distribution center "
+                        f"'{dc['Name']}' (ID {dc['ID']}) and cannot be shipped by the seller.",
+                    )
+
+    def cancel_order(self, order_id: int) -> Row:
+        """Cancel an order as the marketplace or a CA user would (admin): ShippingStatus
+        `Canceled`, its open fulfillments `Canceled`, dates updated. Shipped ones stay."""
+        with self.lock:
+            order = self.orders.rows.get(order_id)
+            if order is None:
+                raise AdminError(f"no order {order_id}", 404)
+            now = utcnow()
+            for fulfillment in order["Fulfillments"]:
+                if fulfillment["DeliveryStatus"] not in c.SHIPPING_DELIVERY_STATUSES:
+                    fulfillment["DeliveryStatus"] = "Canceled"
+                    fulfillment["UpdatedDateUtc"] = now
+            self.orders.set_value(order, "ShippingStatus", "Canceled")
+            order["ShippingDateUtc"] = now
+            order["UpdatedDateUtc"] = now
+            self.orders.version += 1
+            self.fulfillments.version += 1
+            self.dirty_orders.add(order_id)
+            return order
 
     def _apply_shipment(self, order: Row, fields: dict[str, Any], to_ship: dict[int, int]) -> None:
         now = utcnow()

@@ -39,11 +39,37 @@ def test_expires_in_follows_the_configured_ttl(ca_sandbox: Sandbox) -> None:
     assert fetch_access_token(ca_sandbox.base_url).json()["expires_in"] == 120
 
 
-def test_wrong_secret_is_a_plain_text_400(ca_sandbox: Sandbox) -> None:
-    response = fetch_access_token(ca_sandbox.base_url, shared_secret="nope")
-    assert response.status_code == 400
-    assert response.headers["Content-Type"].startswith("text/plain")
-    assert response.text == "Bad Request"
+def test_wrong_secret_is_a_plain_text_400_when_token_errors_are_text(ca_sandbox: Sandbox) -> None:
+    ca_sandbox.configure(token_errors="text")
+    for refused in (
+        fetch_access_token(ca_sandbox.base_url, shared_secret="nope"),
+        fetch_access_token(ca_sandbox.base_url, refresh_token="unknown"),
+    ):
+        assert refused.status_code == 400
+        assert refused.headers["Content-Type"].startswith("text/plain")
+        assert refused.text == "Bad Request"
+
+
+def test_refusals_name_invalid_client_or_invalid_grant(ca_sandbox: Sandbox) -> None:
+    base = ca_sandbox.base_url
+    for refused in (
+        fetch_access_token(base, shared_secret="nope"),
+        fetch_access_token(base, application_id="other"),
+    ):
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "invalid_client"
+    ca_sandbox.add_application("second-app", "second-secret")
+    ca_sandbox.add_refresh_token("second-refresh", "second-app", [DEMO_PROFILE_ID])
+    for refused in (
+        fetch_access_token(base, refresh_token="unknown"),
+        fetch_access_token(base, refresh_token="second-refresh"),  # another application's
+    ):
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "invalid_grant"
+    # A wrong secret with a revoked token: the client is checked first.
+    assert ca_sandbox.revoke_refresh_token(DEMO_REFRESH_TOKEN)
+    assert fetch_access_token(base, shared_secret="nope").json()["error"] == "invalid_client"
+    assert fetch_access_token(base).json()["error"] == "invalid_grant"
 
 
 def test_unknown_application_and_refresh_token_are_400(ca_sandbox: Sandbox) -> None:
@@ -96,7 +122,7 @@ def test_revoked_refresh_token_gets_400_and_kills_its_access_tokens(ca_sandbox: 
     assert ca_sandbox.revoke_refresh_token(DEMO_REFRESH_TOKEN)
     refused = fetch_access_token(ca_sandbox.base_url)
     assert refused.status_code == 400
-    assert refused.text == "Bad Request"
+    assert refused.json()["error"] == "invalid_grant"
     after = api.get("Profiles")
     assert after.status_code == 401
     assert after.json() == DENIED
