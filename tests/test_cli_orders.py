@@ -527,3 +527,78 @@ def test_shipments_import_refuses_bad_files(
         in cli_orders("shipments", "import", "shop", str(tmp_path / "x.csv"), code=2).stderr
     )
     assert db_snapshot(cli_orders.url) == before
+
+
+# --- cancelled after import (issue 10) --------------------------------------------------------
+
+
+def _ship(cli: Any, order_id: str) -> dict[str, Any]:
+    return cli.json(
+        "orders", "ship", "shop", order_id, "--tracking", "T", "--carrier", "UPS", "--class", "G"
+    )
+
+
+def test_a_cancellation_found_by_get_orders_cancels_the_order_and_its_unsent_shipments(
+    cli_orders: Any, store: FakeStore
+) -> None:
+    pending = _ship(cli_orders, "O-0001")
+    store.cancel_order("O-0001")
+    got = cli_orders.json("orders", "get", "shop")
+    assert got["counts"]["cancelled_after_import"] == 1
+    (record,) = [r for r in got["records"] if r["ref"] == "O-0001"]
+    assert record["outcome"] == "ok"
+    assert record["message"] == (
+        "cancelled in the channel after import; 1 shipment(s) not yet sent were cancelled"
+    )
+    cancelled = cli_orders.json("orders", "list", "--status", "cancelled")
+    assert [o["channel_order_id"] for o in cancelled] == ["O-0001"]
+    (shipment,) = cli_orders.json("orders", "show", "shop", "O-0001")["shipments"]
+    assert (shipment["shipment_id"], shipment["sync_status"]) == (
+        pending["shipment_id"],
+        "cancelled",
+    )
+    # Nothing is ever sent for it; a later get orders changes nothing.
+    assert cli_orders.json("orders", "sync", "shop")["records"] == []
+    assert store.shipments_received() == []
+    again = cli_orders.json("orders", "get", "shop")
+    assert "cancelled_after_import" not in again["counts"]
+    refused = cli_orders(
+        "orders", "ship", "shop", "O-0002", "--tracking", "T", "--carrier", "UPS", "--class", "G"
+    )
+    assert refused.exit_code == 0  # another order still ships
+    assert (
+        "is cancelled"
+        in cli_orders(
+            "orders",
+            "ship",
+            "shop",
+            "O-0001",
+            "--tracking",
+            "T",
+            "--carrier",
+            "UPS",
+            "--class",
+            "G",
+            code=2,
+        ).stderr
+    )
+
+
+def test_a_cancellation_found_by_sync_orders_skips_the_shipment_and_cancels_the_order(
+    cli_orders: Any, store: FakeStore
+) -> None:
+    first = _ship(cli_orders, "O-0001")
+    other = _ship(cli_orders, "O-0002")
+    store.cancel_order("O-0001")
+    synced = cli_orders.json("orders", "sync", "shop")  # exit 0: nothing failed
+    assert [(r["ref"], r["outcome"]) for r in synced["records"]] == [
+        (first["shipment_id"], "skipped"),
+        (other["shipment_id"], "ok"),
+    ]
+    assert "was cancelled" in synced["records"][0]["message"]
+    assert synced["counts"]["order_cancelled"] == 1
+    order = cli_orders.json("orders", "show", "shop", "O-0001")
+    assert order["status"] == "cancelled"
+    assert [s["sync_status"] for s in order["shipments"]] == ["cancelled"]
+    assert [s["shipment_id"] for s in store.shipments_received()] == [other["shipment_id"]]
+    assert cli_orders.json("orders", "sync", "shop")["records"] == []

@@ -32,6 +32,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from hub_core import hookimpl
 from hub_core.channel import (
+    CANCELLED,
     OPERATIONS,
     CatalogItem,
     ChannelConnection,
@@ -491,7 +492,9 @@ def hub_publish_listings(
 
 @hookimpl
 def hub_get_orders(connection: ChannelConnection, days: int) -> Iterator[ChannelOrder]:
-    """Eligible orders, oldest first: not acknowledged, status in ``statuses``, within ``days``.
+    """Eligible orders, oldest first: not acknowledged, status in ``statuses``, within ``days``;
+    then the orders acknowledged earlier and cancelled since, flagged ``cancelled`` (how a
+    channel tells the hub of a cancellation after import: the hub marks the ones it holds).
 
     Nothing is marked on the channel here: :func:`hub_acknowledge_orders` does that. A failure
     switch on one order id breaks the iteration there with ``ChannelError``, after the orders
@@ -512,7 +515,11 @@ def hub_get_orders(connection: ChannelConnection, days: int) -> Iterator[Channel
             failure = take_failure(state, "get_orders", order["id"])
             if failure is not None:
                 return eligible[:index], _failure_message("get_orders", failure, order["id"])
-        return eligible, None
+        cancelled = sorted(
+            (o for o in state["orders"].values() if o.get("acknowledged") and o.get("cancelled")),
+            key=lambda order: (order["created_at"], order["id"]),
+        )
+        return eligible + cancelled, None
 
     orders, broken = _run(connection, "get_orders", work)
     return _yield_orders(orders, broken)
@@ -566,8 +573,9 @@ def hub_sync_orders(
 ) -> list[RecordOutcome]:
     """Record each shipment once; a shipment id already received is answered ok, not recorded.
 
-    Refused (failed): unknown or cancelled orders, lines not on the order, quantities beyond
-    what is still unshipped on a line, a missing carrier or class.
+    Refused (failed): unknown orders, lines not on the order, quantities beyond what is still
+    unshipped on a line, a missing carrier or class. A shipment of a cancelled order is
+    skipped, with ``order_status="cancelled"`` for the core to apply.
     """
     now = datetime.now(UTC)
 
@@ -611,7 +619,10 @@ def _ship(state: dict[str, Any], shipment: ShipmentToSend, now: datetime) -> Rec
         )
     if order.get("cancelled"):
         return RecordOutcome(
-            ref, Outcome.FAILED, f"Order {order['id']} was cancelled on the fake channel."
+            ref,
+            Outcome.SKIPPED,
+            f"Not sent: order {order['id']} was cancelled on the fake channel.",
+            order_status=CANCELLED,
         )
     missing = [
         name

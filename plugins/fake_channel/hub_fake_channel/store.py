@@ -369,8 +369,8 @@ class FakeStore:
     def cancel_order(self, order_id: str) -> None:
         """Mark an order cancelled by the marketplace (its status is left as it is).
 
-        Get orders still returns it if it is eligible, flagged ``cancelled``; sync orders
-        refuses shipments for it.
+        Get orders still returns it if it is eligible, or if it was acknowledged, flagged
+        ``cancelled``; sync orders skips shipments for it (``order_status="cancelled"``).
 
         :raises FakeStoreError: no such order.
         """

@@ -344,6 +344,18 @@ def test_a_cancelled_order_comes_flagged(store: FakeStore, conn: ChannelConnecti
     assert order.cancelled is True
 
 
+def test_an_order_cancelled_after_acknowledgement_comes_again_flagged(
+    store: FakeStore, conn: ChannelConnection
+) -> None:
+    order_id = store.add_order()
+    store.add_order(acknowledged=True)  # acknowledged, not cancelled: never again
+    plugin.hub_acknowledge_orders(connection=conn, channel_order_ids=[order_id])
+    assert list(plugin.hub_get_orders(connection=conn, days=7)) == []
+    store.cancel_order(order_id)
+    [order] = plugin.hub_get_orders(connection=conn, days=7)
+    assert (order.channel_order_id, order.cancelled) == (order_id, True)
+
+
 # -- acknowledge ----------------------------------------------------------------------------
 
 
@@ -448,7 +460,7 @@ def test_shipments_the_channel_refuses(
     assert store.shipments_received() == []
 
 
-def test_shipments_for_unknown_cancelled_or_shipped_orders_fail(
+def test_shipments_for_unknown_or_shipped_orders_fail_and_cancelled_ones_are_skipped(
     store: FakeStore, conn: ChannelConnection
 ) -> None:
     cancelled = store.add_order()
@@ -459,10 +471,12 @@ def test_shipments_for_unknown_cancelled_or_shipped_orders_fail(
         connection=conn,
         shipments=[shipment("S1", "O-9999"), shipment("S2", cancelled), shipment("S3", done)],
     )
-    assert [r.outcome for r in results] == [Outcome.FAILED] * 3
+    assert [r.outcome for r in results] == [Outcome.FAILED, Outcome.SKIPPED, Outcome.FAILED]
     assert "No order 'O-9999'" in results[0].message
     assert "was cancelled" in results[1].message
+    assert [r.order_status for r in results] == [None, "cancelled", None]
     assert "nothing left to ship" in results[2].message
+    assert [s["shipment_id"] for s in store.shipments_received()] == ["S0"]
 
 
 def test_a_shipment_id_received_twice_is_ok_but_recorded_once(
