@@ -120,6 +120,9 @@ class TinyHarness(ChannelHarness):
         }
         return order_id
 
+    def cancel_order(self, channel_order_id: str) -> None:
+        self.shop.cancel(channel_order_id)
+
     def fail(
         self,
         operation: str,

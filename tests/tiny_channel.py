@@ -133,6 +133,20 @@ class TinyShop:
                 if not o["acknowledged"] and o["status"] in statuses and o["created_at"] >= since
             ]
 
+    def cancelled_orders(self) -> list[dict[str, Any]]:
+        """Orders acknowledged and cancelled since: the client must hear of them."""
+        with self.lock:
+            return [
+                dict(o)
+                for o in self.orders.values()
+                if o["acknowledged"] and o["status"] == "cancelled"
+            ]
+
+    def cancel(self, order_id: str) -> None:
+        """The marketplace cancelled an order."""
+        with self.lock:
+            self.orders[order_id]["status"] = "cancelled"
+
     def acknowledge(self, order_id: str) -> None:
         """Mark an order taken."""
         with self.lock:
@@ -151,6 +165,8 @@ class TinyShop:
             order = self.orders.get(order_id)
             if order is None:
                 raise TinyApiError(404, f"no order {order_id}")
+            if order["status"] == "cancelled":
+                raise TinyApiError(409, f"order {order_id} is cancelled")
             lines = {line["id"]: line for line in order["lines"]}
             for line_id, quantity in shipment["lines"].items():
                 line = lines.get(line_id)
@@ -327,16 +343,23 @@ def _to_order(raw: dict[str, Any]) -> ChannelOrder:
             ChannelOrderLine(line["id"], line["sku"], line["quantity"]) for line in raw["lines"]
         ],
         created_at=raw["created_at"],
+        cancelled=raw["status"] == "cancelled",
         raw={"status": raw["status"]},
     )
 
 
 @hookimpl
 def hub_get_orders(connection: ChannelConnection, days: int) -> list[ChannelOrder]:
-    """Orders not acknowledged, with an accepted status, created in the last ``days`` days."""
+    """Orders not acknowledged, with an accepted status, created in the last ``days`` days;
+    then those acknowledged and cancelled since (flagged ``cancelled``)."""
     since = datetime.now(UTC) - timedelta(days=days)
     statuses = _statuses(connection)
-    found = _whole(connection, "get_orders", lambda s: s.open_orders(statuses, since), None)
+    found = _whole(
+        connection,
+        "get_orders",
+        lambda s: s.open_orders(statuses, since) + s.cancelled_orders(),
+        None,
+    )
     return [_to_order(raw) for raw in found]
 
 
@@ -381,6 +404,14 @@ def hub_sync_orders(
         try:
             _call(connection, "sync_orders", send, shipment.channel_order_id)
         except TinyApiError as exc:
+            if exc.status == 409:
+                # Cancelled by the marketplace: the hub cancels the order and its shipments.
+                outcomes.append(
+                    RecordOutcome(
+                        shipment.shipment_id, Outcome.SKIPPED, str(exc), order_status="cancelled"
+                    )
+                )
+                continue
             outcomes.append(RecordOutcome(shipment.shipment_id, Outcome.FAILED, str(exc)))
             continue
         outcomes.append(RecordOutcome(shipment.shipment_id, Outcome.OK, "sent"))

@@ -743,6 +743,38 @@ class ChannelContract:
         assert [t for t, _ in _shipments_of(world, refused)] == ["ERR-TRACK-1"]
         assert [t for t, _ in _shipments_of(world, accepted)] == ["ERR-TRACK-2"]
 
+    def test_an_order_cancelled_after_import_is_never_shipped(self, shop: World) -> None:
+        """An order the channel cancels after import becomes ``cancelled``: its shipment not
+        yet sent is skipped by sync orders (exit 0) and cancelled, never reaching the channel;
+        another cancelled order is found by get orders alone."""
+        world, harness = shop, shop.harness
+        world.require("get_orders", "sync_orders")
+        shipped = harness.add_order([("CAN-1", 1)], harness.shipping_text)
+        found = harness.add_order([("CAN-2", 1)], harness.shipping_text)
+        world.map(harness.shipping_text)
+        world.get_orders()
+        world.ship(shipped, "CAN-TRACK-1")
+        try:
+            harness.cancel_order(shipped)
+        except NotImplementedError:
+            pytest.skip(f"{type(harness).__name__} does not implement cancel_order")
+        harness.cancel_order(found)
+
+        result = world.sync_orders()
+        assert [r["outcome"] for r in result["records"]] == ["skipped"]
+        order = world.order(shipped)
+        assert order["status"] == "cancelled"
+        assert [s["sync_status"] for s in order["shipments"]] == ["cancelled"]
+        world.sync_orders()
+        assert _shipments_of(world, shipped) == []
+
+        world.get_orders()
+        assert world.order(found)["status"] == "cancelled"
+        cancelled = world.json(
+            "orders", "list", "--connection", CONNECTION, "--status", "cancelled"
+        )
+        assert sorted(o["channel_order_id"] for o in cancelled) == sorted([shipped, found])
+
     # -- failures ---------------------------------------------------------------------------
 
     def test_bad_credentials_give_a_clear_error_and_change_nothing(self, shop: World) -> None:

@@ -202,6 +202,16 @@ class ChannelHarness(abc.ABC):
             setting, 7 by default, and ``orders get --days N`` filter on it).
         """
 
+    def cancel_order(self, channel_order_id: str) -> None:
+        """Cancel an order on the channel, as a marketplace would after the hub imported it.
+
+        The channel then tells the hub (design §6): sync orders answers a shipment of it
+        ``skipped`` with ``order_status="cancelled"``, and get orders reports it again flagged
+        ``cancelled``. Not abstract, so that older harnesses keep working; a harness that does
+        not override it skips the cancellation scenario.
+        """
+        raise NotImplementedError
+
     # -- failures ---------------------------------------------------------------------------
 
     @abc.abstractmethod

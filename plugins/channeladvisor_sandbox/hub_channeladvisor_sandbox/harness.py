@@ -319,6 +319,10 @@ class ChannelAdvisorHarness(ChannelHarness):
         found.sort(key=lambda m: (m[0], m[1]))
         return [shipment for *_, shipment in found]
 
+    def cancel_order(self, channel_order_id: str) -> None:
+        """Cancel it in the sandbox (ShippingStatus Canceled), as the marketplace would."""
+        self.sandbox.cancel_order(int(channel_order_id))
+
     def acknowledged_orders(self) -> set[str]:
         """Orders the demo application marked exported."""
         acknowledged = set()

@@ -136,6 +136,10 @@ class FakeHarness(ChannelHarness):
             received += [one] * int(shipment["received"])
         return received
 
+    def cancel_order(self, channel_order_id: str) -> None:
+        """Cancel it in the store (the marketplace did)."""
+        self.store.cancel_order(channel_order_id)
+
     def acknowledged_orders(self) -> set[str]:
         """Orders the hub acknowledged."""
         return {order["id"] for order in self.store.orders() if order["acknowledged"]}
