@@ -289,12 +289,14 @@ class OrderLookup:
 
     ``order`` is None when the channel does not know it. ``reasons`` says why the channel's own
     filters (statuses, age, export flag) would leave the order out of get orders; an empty list
-    means the channel would return it.
+    means the channel would return it. ``notes`` says what else a merchant should know that
+    does not keep the order out (lines the marketplace ships, bundle lines).
     """
 
     order: ChannelOrder | None
     reasons: list[str] = dataclasses.field(default_factory=list)
     facts: dict[str, Any] = dataclasses.field(default_factory=dict)
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 OrderStatus = Literal["imported", "held", "partially_shipped", "shipped", "cancelled"]

@@ -635,6 +635,8 @@ def orders_explain(ctx: click.Context, name: str, channel_order_id: str, as_json
     click.echo(f"Order {data['channel_order_id']} {verdict}:")
     for reason in data["reasons"]:
         click.echo(f"  - {reason}")
+    for note in data.get("notes", []):
+        click.echo(f"  note: {note}")
 
 
 def _items(values: tuple[str, ...]) -> dict[str, int]:

@@ -11,10 +11,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from hub_core.channel import ChannelConnection, ChannelOrder, Outcome
+from hub_core.channel import ChannelConnection, ChannelOrder, ListingStatus, Outcome
 from hub_core.crash import crash_point
 from hub_core.errors import InvalidInput, NotFound, RequirementNotMet
-from hub_core.models import Connection, Order, OrderLine, Shipment, utcnow
+from hub_core.models import Connection, Listing, Order, OrderLine, Shipment, utcnow
 from hub_core.plugins import Channel
 from hub_core.services.connections import get_connection, open_connection
 from hub_core.services.context import Hub, OperationResult
@@ -366,6 +366,11 @@ def explain_order(hub: Hub, connection_name: str, ref: str) -> dict[str, Any]:
             reasons = [f"imported on {when} by run {stored.run_id}; status {stored.status}"]
             if stored.hold_reason:
                 reasons.append(f"held: {stored.hold_reason}")
+            if stored.status == CANCELLED:
+                reasons.append(
+                    "the channel cancelled it; its shipments not yet sent were cancelled and "
+                    "none is ever sent"
+                )
             return {
                 "connection": connection_name,
                 "ref": ref,
@@ -375,6 +380,9 @@ def explain_order(hub: Hub, connection_name: str, ref: str) -> dict[str, Any]:
                 "would_import": False,
                 "status": stored.status,
                 "reasons": reasons,
+                "notes": unsupported_line_notes(
+                    session, connection, [line.sku for line in stored.lines]
+                ),
             }
         mappings = mappings_of(session, connection)
     _row, channel, view = open_connection(hub, connection_name)
@@ -402,6 +410,11 @@ def explain_order(hub: Hub, connection_name: str, ref: str) -> dict[str, Any]:
         reasons.append(
             f"it is eligible and will be imported by the next 'hub orders get {connection_name}'"
         )
+    with hub.db.session() as session:
+        connection = get_connection(session, connection_name)
+        notes = list(lookup.notes) + unsupported_line_notes(
+            session, connection, [line.sku for line in lookup.order.lines]
+        )
     return {
         "connection": connection_name,
         "ref": ref,
@@ -410,5 +423,25 @@ def explain_order(hub: Hub, connection_name: str, ref: str) -> dict[str, Any]:
         "would_import": would_import,
         "shipping_text": text,
         "reasons": reasons,
+        "notes": notes,
         "facts": _jsonable(lookup.facts),
     }
+
+
+def unsupported_line_notes(
+    session: Session, connection: Connection, skus: Sequence[str]
+) -> list[str]:
+    """A note per order line whose SKU's listing on this connection is ``unsupported``: the
+    channel's product cannot take the hub's values (a parent or bundle product)."""
+    rows = session.execute(
+        select(Listing.sku, Listing.message).where(
+            Listing.connection_id == connection.id,
+            Listing.sku.in_(list(dict.fromkeys(skus))),
+            Listing.status == ListingStatus.UNSUPPORTED.value,
+        )
+    )
+    return [
+        f"line {sku}: its channel product is unsupported ({message or 'no reason given'}); "
+        "the hub never syncs its quantity"
+        for sku, message in sorted(rows)
+    ]

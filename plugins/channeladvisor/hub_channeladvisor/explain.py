@@ -14,7 +14,7 @@ reason that says what to change:
   such, not as a status to add to the settings;
 * fulfilled by the marketplace (``DistributionCenterTypeRollup`` ``ExternallyManaged``): never
   imported. Of a ``Mixed`` order, the lines held in externally managed distribution centers
-  (the hub cannot ship them) are named in ``facts``, as are bundle lines.
+  (the hub cannot ship them) are named in ``notes`` (and ``facts``), as are bundle lines.
 
 What the hub itself knows (imported, held for an unmapped shipping text) is added by the core.
 """
@@ -154,7 +154,8 @@ def explain_order(
             f"(hub connections configure {name} --set order_days={need}, or --days {need})."
         )
 
-    facts.update(_line_notes(client, order))
+    notes = _line_notes(client, order)
+    facts.update(notes)
     if same_profile:
         exported = is_exported(client, order_id, client.profile_id)
         facts["exported"] = exported
@@ -164,7 +165,12 @@ def explain_order(
                 "integration using the same application, took it), and get orders only asks "
                 "for orders not yet exported."
             )
-    return OrderLookup(to_channel_order(order), reasons, facts)
+    return OrderLookup(
+        to_channel_order(order),
+        reasons,
+        facts,
+        notes=[notes[k] for k in ("marketplace_note", "bundle_note") if k in notes],
+    )
 
 
 def _line_notes(client: ChannelAdvisorClient, order: dict[str, Any]) -> dict[str, Any]:

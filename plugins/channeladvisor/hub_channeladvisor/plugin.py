@@ -160,4 +160,5 @@ def hub_explain_order(connection: ChannelConnection, ref: str, days: int) -> Ord
         lookup = explain.explain_order(client, ref, days)
     secrets = _secrets(connection)
     lookup.reasons = [redact(reason, secrets) for reason in lookup.reasons]
+    lookup.notes = [redact(note, secrets) for note in lookup.notes]
     return lookup

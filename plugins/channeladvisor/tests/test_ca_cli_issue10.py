@@ -54,6 +54,23 @@ def test_parents_and_bundles_are_listed_unsupported_and_never_get_quantities(
     # The harness names products by id: only the child's quantity and price arrived.
     assert {u.sku for u in world.harness.received_updates()} == {str(child)}
 
+    # orders explain names an order's unsupported products.
+    [order] = sandbox.seed_orders(
+        [{"CreatedDateUtc": now(), "Items": [{"Sku": "SHIRT-M"}, {"Sku": "KIT", "IsBundle": True}]}]
+    )
+    world.map("UPS - Ground")
+    explained = world.json("orders", "explain", "shop", str(order))
+    assert explained["would_import"] is True
+    assert explained["notes"] == [
+        "Bundle line(s) KIT: ChannelAdvisor computes a bundle's quantity from its components, "
+        "so the hub never links or syncs a bundle product (listing status unsupported).",
+        "line KIT: its channel product is unsupported (a bundle product: ChannelAdvisor "
+        "computes its quantity from its components; link the components); the hub never syncs "
+        "its quantity",
+    ]
+    text = world("orders", "explain", "shop", str(order)).stdout
+    assert "  note: line KIT: its channel product is unsupported" in text
+
 
 def test_cancelled_and_marketplace_orders_through_the_cli(world: World) -> None:
     sandbox = world.harness.sandbox  # type: ignore[attr-defined]
@@ -83,6 +100,8 @@ def test_cancelled_and_marketplace_orders_through_the_cli(world: World) -> None:
     world.get_orders()
     listed = world.json("orders", "list", "--connection", "shop", "--status", "cancelled")
     assert [o["channel_order_id"] for o in listed] == [str(cancelled)]
+    text = world("orders", "explain", "shop", str(cancelled)).stdout
+    assert "status cancelled" in text and "the channel cancelled it" in text
 
     # The marketplace's line of the Mixed order is refused with the reason; D ships.
     world.ship(str(mixed), "1Z-E", {"E": 1})

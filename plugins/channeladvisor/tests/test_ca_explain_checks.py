@@ -124,8 +124,9 @@ def test_marketplace_lines_of_a_mixed_order_and_bundle_lines_are_named(ca, conn)
     assert lookup.reasons == []
     assert lookup.facts["marketplace_fulfilled_lines"] == ["A"]
     assert lookup.facts["bundle_lines"] == ["KIT"]
-    assert "cannot ship them" in lookup.facts["marketplace_note"]
-    assert "listing status unsupported" in lookup.facts["bundle_note"]
+    assert lookup.notes == [lookup.facts["marketplace_note"], lookup.facts["bundle_note"]]
+    assert "cannot ship them" in lookup.notes[0]
+    assert "listing status unsupported" in lookup.notes[1]
     assert centers.call_count == 1
 
 
