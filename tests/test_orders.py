@@ -295,3 +295,41 @@ def test_two_processes_import_each_order_once(
     assert sorted(o["channel_order_id"] for o in listed) == ids
     assert all(o["acknowledged"] for o in listed)
     assert _acknowledged(store) == dict.fromkeys(ids, True)
+
+
+def test_cancellations_after_import_reach_the_hub(
+    hub: Hub, mapped: str, store: FakeStore, orders: list[str]
+) -> None:
+    """Found by get orders (the channel reports the order again, cancelled) or by sync orders
+    (a shipment skipped with ``order_status="cancelled"``): the order becomes cancelled and its
+    shipments not yet sent are cancelled, never sent."""
+    from hub_core.models import Shipment
+    from hub_core.services.shipments import ship_order, sync_orders
+
+    get_orders(hub, mapped)
+    by_sync, by_get = orders[0], orders[1]
+    ship_order(hub, mapped, by_get, tracking="T1", carrier="UPS", shipping_class="Ground")
+    for tracking in ("T2", "T3"):
+        ship_order(
+            hub,
+            mapped,
+            by_sync,
+            tracking=tracking,
+            carrier="UPS",
+            shipping_class="Ground",
+            items={"SKU-1": 1} if tracking == "T2" else None,
+        )
+    store.cancel_order(by_get)
+    result = get_orders(hub, mapped)
+    assert result.counts["cancelled_after_import"] == 1
+    store.cancel_order(by_sync)
+    synced = sync_orders(hub, mapped)
+    assert [r.outcome for r in synced.records] == ["skipped", "skipped"]
+    assert synced.counts["order_cancelled"] == 1
+    assert synced.counts["shipments_cancelled"] == 2
+    assert dict(_order_rows(hub))[by_get] == dict(_order_rows(hub))[by_sync] == "cancelled"
+    with hub.db.session() as session:
+        states = sorted(session.scalars(select(Shipment.sync_status)))
+    assert states == ["cancelled"] * 3
+    assert store.shipments_received() == []
+    assert sync_orders(hub, mapped).records == []

@@ -324,9 +324,10 @@ def _store_outcomes(
                 run.record(item.shipment_id, Outcome.FAILED, shipment.sync_error)
             elif outcome.order_status == CANCELLED:
                 # The channel cancelled the order after import: never send its shipments.
+                newly = shipment.order.status != CANCELLED
                 dropped = cancel_order(shipment.order)
                 run.record(item.shipment_id, Outcome.SKIPPED, outcome.message or CANCELLED)
-                run.count("order_cancelled")
+                run.count("order_cancelled", int(newly))
                 run.count("shipments_cancelled", dropped)
             elif outcome.outcome == Outcome.OK:
                 shipment.sync_status = SENT
