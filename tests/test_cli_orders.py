@@ -562,6 +562,8 @@ def test_a_cancellation_found_by_get_orders_cancels_the_order_and_its_unsent_shi
     assert store.shipments_received() == []
     again = cli_orders.json("orders", "get", "shop")
     assert "cancelled_after_import" not in again["counts"]
+    assert again["counts"]["already_cancelled"] == 1
+    assert [r["message"] for r in again["records"] if r["ref"] == "O-0001"] == ["already cancelled"]
     refused = cli_orders(
         "orders", "ship", "shop", "O-0002", "--tracking", "T", "--carrier", "UPS", "--class", "G"
     )

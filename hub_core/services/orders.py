@@ -122,6 +122,13 @@ def _store(
                 if existing.acknowledged_at is None:
                     to_acknowledge.append(order.channel_order_id)
                 continue
+            if existing is not None and order.cancelled:
+                # Reported again by the channel's cancellation check: nothing to change.
+                run.record(order.channel_order_id, Outcome.SKIPPED, "already cancelled")
+                run.count("already_cancelled")
+                if existing.acknowledged_at is None:
+                    to_acknowledge.append(order.channel_order_id)
+                continue
             if existing is not None:
                 run.record(order.channel_order_id, Outcome.SKIPPED, "already imported")
                 run.count("already_imported")
