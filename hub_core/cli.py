@@ -704,7 +704,7 @@ def orders_sync(ctx: click.Context, name: str, as_json: bool) -> None:
 
 @cli.group("shipments")
 def shipments_group() -> None:
-    """Record shipments in bulk."""
+    """Record shipments in bulk; list, correct and cancel those not sent yet."""
 
 
 @shipments_group.command("import")
@@ -719,6 +719,92 @@ def shipments_import(ctx: click.Context, name: str, file: str, as_json: bool) ->
     """
     result = shipment_service.import_shipments(_hub(ctx), name, file)
     _finish(result, as_json, "shipments import")
+
+
+def _shipment_line(shipment: dict[str, Any]) -> str:
+    lines = ", ".join(f"{ln['sku']} x{ln['quantity']}" for ln in shipment["lines"])
+    error = f"  [{shipment['sync_error']}]" if shipment["sync_error"] else ""
+    return (
+        f"{shipment['shipment_id']}\t{shipment['channel_order_id']}\t{shipment['sync_status']}\t"
+        f"{shipment['carrier']} - {shipment['class']}\t{shipment['tracking']}\t"
+        f"{shipment['shipped_at'][:19]}\t{lines}{error}"
+    )
+
+
+@shipments_group.command("list")
+@click.argument("name")
+@click.option(
+    "--status",
+    help="Only shipments with this sync status: pending, sent, failed or cancelled.",
+)
+@json_option
+@click.pass_context
+def shipments_list(ctx: click.Context, name: str, status: str | None, as_json: bool) -> None:
+    """List a connection's shipments and whether each was sent."""
+    data = shipment_service.list_shipments(_hub(ctx), name, status)
+    if as_json:
+        _dump(data)
+        return
+    if not data:
+        _note(f"No shipments{f' with status {status}' if status else ''} on {name!r}.")
+    for shipment in data:
+        click.echo(_shipment_line(shipment))
+
+
+@shipments_group.command("edit")
+@click.argument("name")
+@click.argument("shipment_id")
+@click.option("--tracking", help="The corrected tracking number.")
+@click.option("--carrier", help="The corrected carrier, as the channel knows it (e.g. UPS).")
+@click.option("--class", "shipping_class", help="The corrected shipping class (e.g. Ground).")
+@click.option("--shipped-at", help="The corrected ISO 8601 ship time.")
+@json_option
+@click.pass_context
+def shipments_edit(
+    ctx: click.Context,
+    name: str,
+    shipment_id: str,
+    tracking: str | None,
+    carrier: str | None,
+    shipping_class: str | None,
+    shipped_at: str | None,
+    as_json: bool,
+) -> None:
+    """Correct a shipment not sent yet (pending or failed); the next sync sends it, once."""
+    if shipped_at is not None and not shipped_at.strip():
+        raise InvalidInput("--shipped-at must not be empty: give an ISO 8601 time.")
+    when = shipment_service.parse_shipped_at(shipped_at) if shipped_at is not None else None
+    data = shipment_service.edit_shipment(
+        _hub(ctx),
+        name,
+        shipment_id,
+        tracking=tracking,
+        carrier=carrier,
+        shipping_class=shipping_class,
+        shipped_at=when,
+    )
+    if as_json:
+        _dump(data)
+    else:
+        click.echo(_shipment_line(data))
+        click.echo(f"Corrected {data['shipment_id']}; send it with 'hub orders sync {name}'.")
+
+
+@shipments_group.command("cancel")
+@click.argument("name")
+@click.argument("shipment_id")
+@json_option
+@click.pass_context
+def shipments_cancel(ctx: click.Context, name: str, shipment_id: str, as_json: bool) -> None:
+    """Cancel a shipment not sent yet; its quantities can be shipped again."""
+    data = shipment_service.cancel_shipment_by_id(_hub(ctx), name, shipment_id)
+    if as_json:
+        _dump(data)
+    else:
+        click.echo(
+            f"Cancelled {data['shipment_id']}; order {data['channel_order_id']} is "
+            f"{data['order_status']} and its quantities can be shipped again."
+        )
 
 
 # --- run, runs ------------------------------------------------------------------------------

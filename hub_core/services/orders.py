@@ -300,9 +300,11 @@ def shipment_to_json(shipment: Shipment) -> dict[str, Any]:
 
 
 def shipped_quantities(order: Order) -> dict[int, int]:
-    """Order line id -> quantity recorded as shipped."""
+    """Order line id -> quantity recorded as shipped (a cancelled shipment ships nothing)."""
     shipped: dict[int, int] = {}
     for shipment in order.shipments:
+        if shipment.sync_status == CANCELLED:
+            continue
         for line in shipment.lines:
             shipped[line.order_line_id] = shipped.get(line.order_line_id, 0) + line.quantity
     return shipped

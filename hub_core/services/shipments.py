@@ -1,8 +1,10 @@
-"""Shipments: record full or partial shipments, import them from CSV, send them once."""
+"""Shipments: record full or partial shipments, import them from CSV, send them once; list,
+edit and cancel the ones not sent yet."""
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,8 +16,8 @@ from sqlalchemy.orm import Session, selectinload
 from hub_core.channel import Outcome, RecordOutcome, ShipmentToSend
 from hub_core.channel import ShipmentLine as SendLine
 from hub_core.crash import crash_point
-from hub_core.errors import InvalidInput
-from hub_core.models import Order, Shipment, ShipmentLine, utcnow
+from hub_core.errors import InvalidInput, NotFound
+from hub_core.models import Connection, Order, Shipment, ShipmentLine, utcnow
 from hub_core.services.catalog import not_utf8
 from hub_core.services.connections import get_connection, open_connection
 from hub_core.services.context import Hub, OperationResult
@@ -28,10 +30,14 @@ from hub_core.services.orders import (
     shipped_quantities,
 )
 from hub_core.services.runs import RunRecorder
-from hub_core.services.shipping import HELD
+from hub_core.services.shipping import HELD, IMPORTED
 
 CHUNK = 500
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+#: ``sync_status`` values (contract); a cancelled shipment is kept, but ships nothing.
+SYNC_STATUSES = (PENDING, SENT, FAILED, CANCELLED)
+#: Statuses of a shipment not sent yet: the only ones that may be edited or cancelled.
+UNSENT = (PENDING, FAILED)
 CSV_REQUIRED = ("channel_order_id", "tracking", "carrier", "class")
 CSV_OPTIONAL = ("sku", "quantity", "shipped_at")
 
@@ -169,6 +175,198 @@ def ship_order(
             shipped_at=shipped_at or utcnow(),
         )
         return shipment_to_json(shipment) | {"order_status": order.status}
+
+
+_SHIPMENT_ID = re.compile(r"hub-([1-9][0-9]{0,17})", re.IGNORECASE)
+
+
+def parse_shipment_id(value: str, connection_name: str) -> int:
+    """The row id of a public shipment id (``hub-12``); exit 2 naming the form expected."""
+    match = _SHIPMENT_ID.fullmatch(value.strip())
+    if match is None:
+        raise InvalidInput(
+            f"Invalid shipment id {value!r}: shipment ids look like hub-12. "
+            f"See 'hub shipments list {connection_name}'."
+        )
+    return int(match.group(1))
+
+
+def get_shipment(session: Session, connection: Connection, shipment_id: str) -> Shipment:
+    """A shipment of ``connection`` by its public id, or exit 2 naming it."""
+    row_id = parse_shipment_id(shipment_id, connection.name)
+    shipment = session.scalar(
+        select(Shipment)
+        .join(Order)
+        .where(Shipment.id == row_id, Order.connection_id == connection.id)
+    )
+    if shipment is None:
+        raise NotFound(
+            f"No shipment {shipment_id!r} on {connection.name!r}. "
+            f"See 'hub shipments list {connection.name}'."
+        )
+    return shipment
+
+
+def list_shipments(
+    hub: Hub, connection_name: str, status: str | None = None
+) -> list[dict[str, Any]]:
+    """A connection's shipments, oldest first, optionally of one ``sync_status``."""
+    if status is not None and status not in SYNC_STATUSES:
+        raise InvalidInput(
+            f"Unknown status {status!r}. Valid statuses: {', '.join(SYNC_STATUSES)}."
+        )
+    with hub.db.session() as session:
+        connection = get_connection(session, connection_name)
+        query = (
+            select(Shipment)
+            .join(Order)
+            .where(Order.connection_id == connection.id)
+            .options(
+                selectinload(Shipment.order),
+                selectinload(Shipment.lines).selectinload(ShipmentLine.order_line),
+            )
+            .order_by(Shipment.id)
+        )
+        if status is not None:
+            query = query.where(Shipment.sync_status == status)
+        return [shipment_to_json(s) for s in session.scalars(query)]
+
+
+def _require_unsent(shipment: Shipment, action: str, channel_title: str) -> None:
+    """Refuse (exit 2) to ``action`` a shipment that is sent or cancelled, saying why."""
+    ref = shipment_ref(shipment.id)
+    if shipment.sync_status == SENT:
+        when = f" on {shipment.sent_at.isoformat(timespec='seconds')}" if shipment.sent_at else ""
+        raise InvalidInput(
+            f"Cannot {action} {ref}: it was sent to {channel_title}{when}, which now holds it "
+            f"as sent. A sent shipment can be neither edited nor cancelled in the hub; correct "
+            f"it in {channel_title} itself."
+        )
+    if shipment.sync_status == CANCELLED:
+        raise InvalidInput(
+            f"Cannot {action} {ref}: it is cancelled ({shipment.sync_error}). Record a new "
+            f"shipment with 'hub orders ship {shipment.order.connection.name} "
+            f"{shipment.order.channel_order_id} ...'."
+        )
+
+
+def _channel_title(hub: Hub, connection: Connection) -> str:
+    channel = hub.registry.channels.get(connection.channel)
+    return channel.title if channel is not None else connection.channel
+
+
+def edit_shipment(
+    hub: Hub,
+    connection_name: str,
+    shipment_id: str,
+    *,
+    tracking: str | None = None,
+    carrier: str | None = None,
+    shipping_class: str | None = None,
+    shipped_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Correct a shipment not sent yet (``pending`` or ``failed``).
+
+    It becomes ``pending`` with its error cleared, so the next ``orders sync`` sends the
+    corrected shipment, once, under the same shipment id.
+    """
+    given = {
+        flag: value
+        for flag, value in (
+            ("--tracking", tracking),
+            ("--carrier", carrier),
+            ("--class", shipping_class),
+        )
+        if value is not None
+    }
+    if not given and shipped_at is None:
+        raise InvalidInput(
+            f"Nothing to change in {shipment_id}: give at least one of --tracking, --carrier, "
+            "--class, --shipped-at."
+        )
+    problems = [f"{flag} must not be empty" for flag, value in given.items() if not value.strip()]
+    if problems:
+        raise InvalidInput(f"Cannot edit {shipment_id}:", errors=problems)
+    with hub.db.session() as session:
+        connection = get_connection(session, connection_name)
+        shipment = get_shipment(session, connection, shipment_id)
+        _require_unsent(shipment, "edit", _channel_title(hub, connection))
+        if tracking is not None:
+            shipment.tracking = tracking.strip()
+        if carrier is not None:
+            shipment.carrier = carrier.strip()
+        if shipping_class is not None:
+            shipment.shipping_class = shipping_class.strip()
+        if shipped_at is not None:
+            shipment.shipped_at = shipped_at
+        shipment.sync_status = PENDING
+        shipment.sync_error = None
+        session.flush()
+        return shipment_to_json(shipment)
+
+
+def cancel_shipment(shipment: Shipment, *, reason: str, channel_title: str = "the channel") -> None:
+    """Cancel one shipment not sent yet, in the caller's transaction.
+
+    Its quantities become shippable again: the order's status and the ``complete`` flag of
+    its other unsent shipments follow. The row stays, ``cancelled`` with ``reason`` as its
+    ``sync_error``, and is never sent. A sent or cancelled shipment is refused (exit 2).
+    """
+    _require_unsent(shipment, "cancel", channel_title)
+    shipment.sync_status = CANCELLED
+    shipment.sync_error = reason
+    _settle(shipment.order)
+
+
+def cancel_unsent_shipments(order: Order, *, reason: str) -> list[str]:
+    """Cancel every shipment of ``order`` not sent yet (an order cancelled on the channel),
+    in the caller's transaction; return their ids (``hub-N``)."""
+    cancelled = []
+    for shipment in order.shipments:
+        if shipment.sync_status in UNSENT:
+            shipment.sync_status = CANCELLED
+            shipment.sync_error = reason
+            cancelled.append(shipment_ref(shipment.id))
+    if cancelled:
+        _settle(order)
+    return cancelled
+
+
+def cancel_shipment_by_id(hub: Hub, connection_name: str, shipment_id: str) -> dict[str, Any]:
+    """``hub shipments cancel``: cancel a shipment not sent yet; its quantities become
+    shippable again."""
+    with hub.db.session() as session:
+        connection = get_connection(session, connection_name)
+        shipment = get_shipment(session, connection, shipment_id)
+        when = utcnow().isoformat(timespec="seconds")
+        cancel_shipment(
+            shipment,
+            reason=f"cancelled with 'hub shipments cancel' on {when}",
+            channel_title=_channel_title(hub, connection),
+        )
+        session.flush()
+        return shipment_to_json(shipment) | {"order_status": shipment.order.status}
+
+
+def _settle(order: Order) -> None:
+    """After a cancellation: the order's status from what is still shipped, and each unsent
+    shipment's ``complete`` (it ships everything the others leave unshipped)."""
+    shipped = shipped_quantities(order)
+    if order.status not in (CANCELLED, HELD):
+        if all(shipped.get(line.id, 0) >= line.quantity for line in order.lines):
+            order.status = "shipped"
+        elif any(shipped.values()):
+            order.status = "partially_shipped"
+        else:
+            order.status = IMPORTED
+    for shipment in order.shipments:
+        if shipment.sync_status not in UNSENT:
+            continue
+        own = _sum_lines([(ln.order_line_id, ln.quantity) for ln in shipment.lines])
+        shipment.complete = all(
+            own.get(line.id, 0) == line.quantity - (shipped.get(line.id, 0) - own.get(line.id, 0))
+            for line in order.lines
+        )
 
 
 def import_shipments(hub: Hub, connection_name: str, file: str | Path) -> OperationResult:
@@ -318,6 +516,9 @@ def _store_outcomes(
             assert shipment is not None
             outcome = by_ref.get(item.shipment_id)
             shipment.attempts += 1
+            if _changed_during_sync(shipment, item):
+                _store_raced(shipment, item, outcome, run)
+                continue
             if outcome is None:
                 shipment.sync_status = FAILED
                 shipment.sync_error = "the channel plugin gave no answer for this shipment"
@@ -338,3 +539,44 @@ def _store_outcomes(
                 shipment.sync_status = FAILED
                 shipment.sync_error = run.clean(outcome.message)
                 run.record(item.shipment_id, Outcome(outcome.outcome), outcome.message)
+
+
+def _changed_during_sync(shipment: Shipment, sent: ShipmentToSend) -> bool:
+    """Whether ``hub shipments edit`` or ``cancel`` changed the shipment while it was sent."""
+    return shipment.sync_status == CANCELLED or (
+        shipment.tracking,
+        shipment.carrier,
+        shipment.shipping_class,
+        shipment.shipped_at,
+    ) != (sent.tracking, sent.carrier, sent.shipping_class, sent.shipped_at)
+
+
+def _store_raced(
+    shipment: Shipment, sent: ShipmentToSend, outcome: RecordOutcome | None, run: RunRecorder
+) -> None:
+    """Store the truth for a shipment edited or cancelled while this sync sent it.
+
+    Accepted by the channel: the channel holds the values sent, so the hub keeps those (the
+    edit or cancel came too late). Not accepted: the edit or cancel stands, and an edited
+    shipment goes out, corrected, on the next sync.
+    """
+    if outcome is not None and outcome.outcome == Outcome.OK:
+        shipment.tracking, shipment.carrier = sent.tracking, sent.carrier
+        shipment.shipping_class, shipment.shipped_at = sent.shipping_class, sent.shipped_at
+        shipment.sync_status, shipment.sync_error, shipment.sent_at = SENT, None, utcnow()
+        _settle(shipment.order)
+        run.record(
+            sent.shipment_id,
+            Outcome.OK,
+            "sent as it was before an edit or cancel made during this sync; the channel holds "
+            "the values sent, so the change was not applied",
+        )
+        return
+    if shipment.sync_status != CANCELLED:
+        shipment.sync_status, shipment.sync_error = PENDING, None
+    message = outcome.message if outcome is not None else "no answer from the channel plugin"
+    run.record(
+        sent.shipment_id,
+        Outcome.SKIPPED,
+        f"changed during this sync ({shipment.sync_status} now): {message}",
+    )
