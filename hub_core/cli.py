@@ -457,9 +457,33 @@ def listings_relink(ctx: click.Context, name: str, skus: tuple[str, ...], as_jso
     _finish(listing_service.relink_listings(_hub(ctx), name, list(skus)), as_json, "relink")
 
 
+@listings_group.command("exclude")
+@click.argument("name")
+@_sku_option
+@json_option
+@click.pass_context
+def listings_exclude(ctx: click.Context, name: str, skus: tuple[str, ...], as_json: bool) -> None:
+    """Keep SKUs off this connection (status excluded: never looked up, linked or synced)."""
+    _finish(listing_service.exclude_listings(_hub(ctx), name, list(skus)), as_json, "exclude")
+
+
+@listings_group.command("include")
+@click.argument("name")
+@_sku_option
+@json_option
+@click.pass_context
+def listings_include(ctx: click.Context, name: str, skus: tuple[str, ...], as_json: bool) -> None:
+    """Undo exclude: the SKUs are linked again by the next 'hub listings link'."""
+    _finish(listing_service.include_listings(_hub(ctx), name, list(skus)), as_json, "include")
+
+
 @listings_group.command("list")
 @click.argument("name")
-@click.option("--status", help="Only listings with this status.")
+@click.option(
+    "--status",
+    help="Only listings with this status: unlinked, linked, not_found, ambiguous, broken, "
+    "unsupported or excluded.",
+)
 @json_option
 @click.pass_context
 def listings_list(ctx: click.Context, name: str, status: str | None, as_json: bool) -> None:

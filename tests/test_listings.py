@@ -65,14 +65,16 @@ def test_link_reports_not_found_and_ambiguous_and_keeps_the_rest(
     store.add_product("C")
     store.add_product("GONE")
     result = link_listings(hub, shop)
-    assert int(result.exit_code) == 4
-    assert result.counts == {"linked": 2, "ambiguous": 1, "ok": 2, "failed": 1}
+    # Not found and ambiguous are states of a listing, not failures of the run (issue 10).
+    assert int(result.exit_code) == 0 and result.status == "ok"
+    assert result.counts == {"linked": 2, "ambiguous": 1, "ok": 2, "skipped": 1}
     assert _statuses(hub)["A"] == ("linked", a)
     assert _statuses(hub)["C"] == ("ambiguous", None)
     # Not found: a SKU the channel does not have.
     import_catalog(hub, catalog_file([("D", "d", 1, "1")], name="d.csv"))
     again = link_listings(hub, shop)
-    assert {r.ref: r.outcome for r in again.records} == {"C": "failed", "D": "failed"}
+    assert {r.ref: r.outcome for r in again.records} == {"C": "skipped", "D": "skipped"}
+    assert int(again.exit_code) == 0
     assert _statuses(hub)["D"] == ("not_found", None)
 
 
@@ -165,7 +167,7 @@ def test_deleted_product_becomes_broken_and_relink_fixes_it(
     assert sync_listings(hub, shop).records == []
 
     gone = relink_listings(hub, shop, ["SKU-1"])
-    assert int(gone.exit_code) == 4 and _statuses(hub)["SKU-1"] == ("not_found", None)
+    assert int(gone.exit_code) == 0 and _statuses(hub)["SKU-1"] == ("not_found", None)
     new_id = store.add_product("SKU-1", "Blue mug again")
     relinked = relink_listings(hub, shop, ["SKU-1"])
     assert relinked.operation == "relink_listings" and relinked.status == "ok"
@@ -208,17 +210,20 @@ def test_cli_link_list_sync_json(cli_catalog: Any, store: FakeStore) -> None:
     assert "(sent: 0)" in cli_catalog("listings", "sync", "shop").stdout
 
 
-def test_cli_link_with_a_not_found_sku_exits_4(cli_catalog: Any, catalog_file: Callable) -> None:
+def test_cli_link_with_a_not_found_sku_exits_0(cli_catalog: Any, catalog_file: Callable) -> None:
     cli_catalog("catalog", "import", str(catalog_file([("NEW", "n", 1, "1")], name="n.csv")))
-    data = cli_catalog.json("listings", "link", "shop", code=4)
-    assert data["status"] == "partial"
-    failed = [r for r in data["records"] if r["outcome"] == "failed"]
-    assert [r["ref"] for r in failed] == ["NEW"] and "NEW" in failed[0]["message"]
+    data = cli_catalog.json("listings", "link", "shop")
+    assert data["status"] == "ok"
+    assert data["counts"] == {"linked": 2, "not_found": 1, "ok": 2, "skipped": 1}
+    skipped = [r for r in data["records"] if r["outcome"] == "skipped"]
+    assert [r["ref"] for r in skipped] == ["NEW"] and "NEW" in skipped[0]["message"]
     statuses = {r["sku"]: r["status"] for r in cli_catalog.json("listings", "list", "shop")}
     assert statuses == {"NEW": "not_found", "SKU-1": "linked", "SKU-2": "linked"}
     # Only the listings not linked yet are tried again.
-    again = cli_catalog.json("listings", "link", "shop", code=4)
+    again = cli_catalog.json("listings", "link", "shop")
     assert [r["ref"] for r in again["records"]] == ["NEW"]
+    text = cli_catalog("listings", "link", "shop").stdout
+    assert "skipped  NEW" in text and "not_found: 1" in text
 
 
 def test_cli_link_some_skus_unlink_relink(cli_catalog: Any, store: FakeStore) -> None:

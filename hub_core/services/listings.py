@@ -31,8 +31,14 @@ CHUNK = 5000
 #: whole catalog once per call (cheaper than lookups for many SKUs).
 LINK_CHUNK = 100_000
 LISTINGS_CURSOR = "listings"
-#: Statuses that a plain ``link`` (without --sku) tries again.
+#: Statuses that a plain ``link`` (without --sku) tries again. ``unsupported`` is not among
+#: them: a parent or bundle stays one, and looking it up on every run would cost requests.
 _LINKABLE = {ListingStatus.UNLINKED, ListingStatus.NOT_FOUND, ListingStatus.AMBIGUOUS}
+#: What a channel may answer for a SKU it cannot link: states of the listing, not failures of
+#: the run (recorded ``skipped``; a run with only these exits 0).
+STATES_NOT_FAILURES = frozenset(
+    {ListingStatus.NOT_FOUND, ListingStatus.AMBIGUOUS, ListingStatus.UNSUPPORTED}
+)
 
 
 def catalog_item(product: CatalogProduct) -> CatalogItem:
@@ -77,11 +83,17 @@ def _listings_by_sku(session: Session, connection: Connection, skus: Iterable[st
     return result
 
 
-def _link_targets(hub: Hub, connection_name: str, skus: Sequence[str] | None) -> list[CatalogItem]:
+def _link_targets(
+    hub: Hub, connection_name: str, skus: Sequence[str] | None
+) -> tuple[list[CatalogItem], list[str]]:
+    """The catalog items to look up, and the SKUs asked for by name but excluded here."""
     with hub.db.session() as session:
         connection = get_connection(session, connection_name)
         if skus:
-            return [catalog_item(p) for p in _products_for(session, skus)]
+            products = _products_for(session, skus)
+            excluded = _excluded(session, connection, [p.sku for p in products])
+            items = [catalog_item(p) for p in products if p.sku not in excluded]
+            return items, [p.sku for p in products if p.sku in excluded]
         linked = select(Listing.product_id).where(
             Listing.connection_id == connection.id,
             Listing.status.not_in([s.value for s in _LINKABLE]),
@@ -91,7 +103,22 @@ def _link_targets(hub: Hub, connection_name: str, skus: Sequence[str] | None) ->
             .where(CatalogProduct.id.not_in(linked))
             .order_by(CatalogProduct.sku)
         )
-        return [catalog_item(p) for p in session.scalars(query)]
+        return [catalog_item(p) for p in session.scalars(query)], []
+
+
+def _excluded(session: Session, connection: Connection, skus: Sequence[str]) -> set[str]:
+    return {
+        sku
+        for sku, listing in _listings_by_sku(session, connection, skus).items()
+        if listing.status == ListingStatus.EXCLUDED.value
+    }
+
+
+def _excluded_message(connection_name: str, sku: str) -> str:
+    return (
+        f"excluded from {connection_name!r}: never looked up, linked or synced there; "
+        f"'hub listings include {connection_name} --sku {sku}' undoes it"
+    )
 
 
 def _store_links(hub: Hub, connection_id: int, results: Sequence[LinkResult], run: RunRecorder):
@@ -124,7 +151,8 @@ def _store_links(hub: Hub, connection_id: int, results: Sequence[LinkResult], ru
             else:
                 listing.channel_product_id = None
                 listing.pending = False
-                run.record(result.sku, Outcome.FAILED, result.message or status.value)
+                outcome = Outcome.SKIPPED if status in STATES_NOT_FAILURES else Outcome.FAILED
+                run.record(result.sku, outcome, result.message or status.value)
             run.count(status.value)
 
 
@@ -134,12 +162,17 @@ def link_listings(
     """Link catalog SKUs to the channel's existing products.
 
     Without ``skus``: every catalog SKU not linked yet (not found and ambiguous ones are
-    tried again). With ``skus``: those, which must be in the catalog.
+    tried again; excluded and unsupported ones are not). With ``skus``: those, which must be
+    in the catalog; excluded ones are skipped without asking the channel.
+    ``not_found``, ``ambiguous`` and ``unsupported`` answers are states, recorded ``skipped``.
     """
-    items = _link_targets(hub, connection_name, skus)
+    items, excluded = _link_targets(hub, connection_name, skus)
     row, channel, view = open_connection(hub, connection_name, hub.progress("link"))
     hub.registry.check_supported(channel, operation_name(operation))
     with RunRecorder(hub, f"{operation}_listings", row, view.secrets) as run:
+        for sku in excluded:
+            run.record(sku, Outcome.SKIPPED, _excluded_message(connection_name, sku))
+            run.count(ListingStatus.EXCLUDED.value)
         view.progress.set_total(len(items))
         for start in range(0, len(items), LINK_CHUNK):
             chunk = items[start : start + LINK_CHUNK]
@@ -194,6 +227,12 @@ def unlink_listings(hub: Hub, connection_name: str, skus: Sequence[str]) -> Oper
             )
     with RunRecorder(hub, "unlink_listings", connection) as run, hub.db.session() as session:
         for listing in _listings_by_sku(session, connection, skus).values():
+            if listing.status == ListingStatus.EXCLUDED.value:
+                # Unlinking would quietly include it again: that is include's job.
+                run.record(
+                    listing.sku, Outcome.SKIPPED, _excluded_message(connection.name, listing.sku)
+                )
+                continue
             listing.status = ListingStatus.UNLINKED.value
             listing.channel_product_id = None
             listing.pending = False
@@ -211,12 +250,74 @@ def relink_listings(hub: Hub, connection_name: str, skus: Sequence[str]) -> Oper
     with hub.db.session() as session:
         get_connection(session, connection_name)
         _products_for(session, skus)
-    unlink_listings(
-        hub, connection_name, [s for s in skus if _has_listing(hub, connection_name, s)]
-    )
+    known = [s for s in skus if _has_listing(hub, connection_name, s)]
+    if known:
+        unlink_listings(hub, connection_name, known)
     result = link_listings(hub, connection_name, skus, operation="link")
     result.operation = "relink_listings"
     return result
+
+
+def exclude_listings(hub: Hub, connection_name: str, skus: Sequence[str]) -> OperationResult:
+    """Keep catalog SKUs off one connection: status ``excluded``, never looked up, linked or
+    synced there (a linked one forgets its channel product). Nothing is asked of the channel.
+    """
+    if not skus:
+        raise InvalidInput(
+            f"Give at least one --sku to exclude, e.g. 'hub listings exclude {connection_name} "
+            "--sku GIFT-CARD'."
+        )
+    with hub.db.session() as session:
+        connection = get_connection(session, connection_name)
+        _products_for(session, skus)  # unknown SKUs: exit 2, nothing changed
+    with RunRecorder(hub, "exclude_listings", connection) as run, hub.db.session() as session:
+        products = {p.sku: p for p in _products_for(session, skus)}
+        listings = _listings_by_sku(session, connection, products)
+        for sku, product in products.items():
+            listing = listings.get(sku)
+            if listing is not None and listing.status == ListingStatus.EXCLUDED.value:
+                run.record(sku, Outcome.SKIPPED, "already excluded")
+                continue
+            if listing is None:
+                listing = Listing(connection_id=connection.id, product_id=product.id, sku=sku)
+                session.add(listing)
+            was = listing.status or ListingStatus.UNLINKED.value
+            listing.status = ListingStatus.EXCLUDED.value
+            listing.channel_product_id = None
+            listing.pending = False
+            listing.pushed_quantity = None
+            listing.pushed_price = None
+            listing.message = _excluded_message(connection_name, sku)
+            run.record(sku, Outcome.OK, f"excluded (was {was})")
+            run.count(ListingStatus.EXCLUDED.value)
+    return run.result()
+
+
+def include_listings(hub: Hub, connection_name: str, skus: Sequence[str]) -> OperationResult:
+    """Undo :func:`exclude_listings`: the SKUs become ``unlinked``, for the next link."""
+    if not skus:
+        raise InvalidInput(
+            f"Give at least one --sku to include, e.g. 'hub listings include {connection_name} "
+            "--sku GIFT-CARD'."
+        )
+    with hub.db.session() as session:
+        connection = get_connection(session, connection_name)
+        _products_for(session, skus)
+    with RunRecorder(hub, "include_listings", connection) as run, hub.db.session() as session:
+        listings = _listings_by_sku(session, connection, skus)
+        for sku in dict.fromkeys(skus):
+            listing = listings.get(sku)
+            if listing is None or listing.status != ListingStatus.EXCLUDED.value:
+                status = listing.status if listing else ListingStatus.UNLINKED.value
+                run.record(sku, Outcome.SKIPPED, f"not excluded (status {status})")
+                continue
+            listing.status = ListingStatus.UNLINKED.value
+            listing.message = ""
+            run.record(
+                sku, Outcome.OK, f"included: 'hub listings link {connection_name}' looks it up"
+            )
+            run.count("included")
+    return run.result()
 
 
 def _has_listing(hub: Hub, connection_name: str, sku: str) -> bool:
@@ -420,10 +521,16 @@ def _store_sync(
             outcome = by_sku[update.sku]
             listing = listings[update.sku]
             if outcome.status is not None and outcome.status != ListingStatus.LINKED:
-                listing.status = ListingStatus(outcome.status).value
+                status = ListingStatus(outcome.status)
+                listing.status = status.value
                 listing.message = run.clean(outcome.message)
                 listing.pending = False
-                run.record(update.sku, Outcome.FAILED, outcome.message or listing.status)
+                failed = status not in STATES_NOT_FAILURES  # broken needs the merchant
+                run.record(
+                    update.sku,
+                    Outcome.FAILED if failed else Outcome.SKIPPED,
+                    outcome.message or listing.status,
+                )
                 run.count(listing.status)
                 continue
             if outcome.outcome == Outcome.OK:

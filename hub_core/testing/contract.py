@@ -464,16 +464,17 @@ class ChannelContract:
 
     def test_link_finds_existing_reports_missing_and_ambiguous(self, shop: World) -> None:
         """Link finds existing SKUs; missing ones are ``not_found``, several matches
-        ``ambiguous``; a later link finds a product created meanwhile."""
+        ``ambiguous`` (states, not failures: exit 0); a later link finds a product created
+        meanwhile."""
         world, harness = shop, shop.harness
         world.require("link_listings")
         product_id = harness.add_product("LNK-1", 2, Decimal("5.00"))
         harness.add_ambiguous_products("Lnk-Dup-1")
         world.catalog([("LNK-1", 2, "5.00"), ("LNK-MISSING", 1, "1.00"), ("Lnk-Dup-1", 1, "1.00")])
 
-        result = world.link(expect=4)
+        result = world.link()
         outcomes = {r["ref"]: r["outcome"] for r in result["records"]}
-        assert outcomes == {"LNK-1": "ok", "LNK-MISSING": "failed", "Lnk-Dup-1": "failed"}
+        assert outcomes == {"LNK-1": "ok", "LNK-MISSING": "skipped", "Lnk-Dup-1": "skipped"}
         listings = world.listings()
         assert listings["LNK-1"]["status"] == "linked"
         assert listings["LNK-1"]["channel_product_id"] == str(product_id)
@@ -482,7 +483,7 @@ class ChannelContract:
         assert world.calls["link_listings"] == 1
 
         missing_id = harness.add_product("LNK-MISSING", 1, Decimal("1.00"))
-        world.link(expect=4)  # the ambiguous SKU still fails
+        world.link()  # the ambiguous SKU is tried again, and stays ambiguous
         listings = world.listings()
         assert listings["LNK-MISSING"]["status"] == "linked"
         assert listings["LNK-MISSING"]["channel_product_id"] == str(missing_id)
@@ -558,7 +559,7 @@ class ChannelContract:
         assert harness.product("DEL-1") is None
 
         world.sync()  # a broken listing is not sent again
-        world.json("listings", "relink", CONNECTION, "--sku", "DEL-1", expect=4)
+        world.json("listings", "relink", CONNECTION, "--sku", "DEL-1")
         assert world.listings()["DEL-1"]["status"] == "not_found"
 
         new_id = harness.add_product("DEL-1", 0, Decimal("1.00"))
@@ -570,6 +571,42 @@ class ChannelContract:
         product = harness.product("DEL-1")
         assert product is not None
         assert (product.quantity, _money(product.price)) == (6, _money("4.00"))
+
+    def test_excluded_sku_is_never_looked_up_linked_or_synced(self, shop: World) -> None:
+        """An excluded SKU is never handed to the plugin: not looked up (even asked for by
+        name), not linked, not synced once excluded; include undoes it."""
+        world, harness = shop, shop.harness
+        world.require("link_listings", "sync_listings")
+        harness.add_product("EXC-1", 1, Decimal("1.00"))
+        harness.add_product("EXC-2", 1, Decimal("1.00"))
+        world.catalog([("EXC-1", 3, "3.00"), ("EXC-2", 4, "4.00")])
+        world.json("listings", "exclude", CONNECTION, "--sku", "EXC-1")
+
+        result = world.link()
+        assert {r["ref"]: r["outcome"] for r in result["records"]} == {"EXC-2": "ok"}
+        calls = world.calls["link_listings"]
+        by_name = world.link("EXC-1")
+        assert [(r["ref"], r["outcome"]) for r in by_name["records"]] == [("EXC-1", "skipped")]
+        assert world.calls["link_listings"] == calls, "an excluded SKU was looked up"
+        assert world.listings()["EXC-1"]["status"] == "excluded"
+
+        world.sync()
+        world.json("listings", "exclude", CONNECTION, "--sku", "EXC-2")  # linked, then excluded
+        world.set_product("EXC-2", quantity=9)
+        mark = len(harness.received_updates())
+        world.sync()
+        assert _updates_since(world, mark) == [], "an excluded SKU was synced"
+        assert harness.product("EXC-2").quantity == 4  # type: ignore[union-attr]
+
+        world.json("listings", "include", CONNECTION, "--sku", "EXC-1", "--sku", "EXC-2")
+        world.link()
+        assert {sku: row["status"] for sku, row in world.listings().items()} == {
+            "EXC-1": "linked",
+            "EXC-2": "linked",
+        }
+        world.sync()
+        assert harness.product("EXC-1").quantity == 3  # type: ignore[union-attr]
+        assert harness.product("EXC-2").quantity == 9  # type: ignore[union-attr]
 
     # -- orders -----------------------------------------------------------------------------
 
