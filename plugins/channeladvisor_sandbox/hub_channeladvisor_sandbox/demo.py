@@ -27,6 +27,8 @@ from hub_core.errors import redact
 
 DEMO_DB = "hub-demo.db"
 CONNECTION = "demo-shop"
+#: The shipments the story repairs (ids are hub-N in recording order; the database is new).
+REPAIRED, MISTAKE = "hub-3", "hub-4"
 
 #: (SKU, title, quantity in ChannelAdvisor, price in ChannelAdvisor); all but the gift card
 #: exist in ChannelAdvisor. The apostrophe SKU shows the quoting of OData filters.
@@ -180,9 +182,12 @@ def demo_command(pause: float) -> None:
         story.hub("connections", "test", CONNECTION)
         story.hub("connections", "show", CONNECTION)
 
-        step("Import the catalog and link each SKU to the EXISTING ChannelAdvisor product.")
+        step(
+            "Import the catalog and link each SKU to the EXISTING ChannelAdvisor product "
+            "(GIFT-CARD-25 is not there: a state of its listing, not a failure)."
+        )
         story.hub("catalog", "import", str(catalog))
-        story.hub("listings", "link", CONNECTION, expect=4)
+        story.hub("listings", "link", CONNECTION)
 
         step("Push quantity and price: first what would be sent, then send it.")
         story.hub("listings", "sync", CONNECTION, "--dry-run")
@@ -205,6 +210,11 @@ def demo_command(pause: float) -> None:
 
         step("Publishing new products is not supported for ChannelAdvisor.")
         story.hub("listings", "publish", CONNECTION, "--sku", "GIFT-CARD-25", expect=3)
+
+        step("So keep the gift card off this connection: never looked up, linked or synced.")
+        story.hub("listings", "exclude", CONNECTION, "--sku", "GIFT-CARD-25")
+        story.hub("listings", "list", CONNECTION, "--status", "excluded")
+        story.hub("listings", "link", CONNECTION)
 
         step("Orders need shipping mappings first.")
         story.hub("orders", "get", CONNECTION, expect=2)
@@ -230,6 +240,22 @@ def demo_command(pause: float) -> None:
         story.hub("orders", "sync", CONNECTION)
         story.hub("orders", "show", CONNECTION, first)
 
+        step("A carrier ChannelAdvisor does not know is refused; correct it and send it again.")
+        third = str(order_ids[2])
+        story.hub("orders", "ship", CONNECTION, third, "--tracking", "794612345678",
+                  "--carrier", "Fed Ex", "--class", "Home Delivery")  # fmt: skip
+        story.hub("orders", "sync", CONNECTION, expect=4)
+        story.hub("shipments", "list", CONNECTION, "--status", "failed")
+        story.hub("shipments", "edit", CONNECTION, REPAIRED, "--carrier", "FedEx")
+        story.hub("orders", "sync", CONNECTION)
+
+        step("A shipment recorded by mistake is cancelled before it is sent.")
+        story.hub("orders", "ship", CONNECTION, first, "--tracking", "1Z-WRONG-BOX",
+                  "--carrier", "UPS", "--class", "Ground", "--item", "MUG-12OZ=1")  # fmt: skip
+        story.hub("shipments", "cancel", CONNECTION, MISTAKE)
+        story.hub("shipments", "list", CONNECTION)
+        story.hub("orders", "sync", CONNECTION)
+
         step("Why was an order not imported? (the most common support question)")
         story.hub("orders", "explain", CONNECTION, str(order_ids[3]))
         story.hub("orders", "explain", CONNECTION, ORDERS[4]["SiteOrderID"])
@@ -238,7 +264,7 @@ def demo_command(pause: float) -> None:
         story.hub("runs", "list", "--connection", CONNECTION)
 
         log = sandbox.request_log(entries=False)
-        shipped = [sandbox.get_order(i) for i in order_ids[:2]]
+        shipped = [sandbox.get_order(i) for i in order_ids[:3]]
     elapsed = time.monotonic() - started
     story.say("Summary")
     click.echo(f"  hub commands run:      {len(story.codes)}")
