@@ -310,6 +310,10 @@ def test_cancel_unsent_shipments_of_an_order(stub_hub: Callable[..., Hub]) -> No
     with hub.db.session() as session:
         order = session.query(Order).filter_by(channel_order_id="C-1").one()
         order.status = "cancelled"  # as an order cancelled on the channel would be
+    with pytest.raises(InvalidInput, match="order C-1 is cancelled, so it must never be sent"):
+        edit_shipment(hub, "s", pending[0], tracking="X")
+    with hub.db.session() as session:
+        order = session.query(Order).filter_by(channel_order_id="C-1").one()
         assert cancel_unsent_shipments(order, reason="order cancelled on the channel") == pending
         assert cancel_unsent_shipments(order, reason="again") == []
     shown = show_order(hub, "s", "C-1")
@@ -321,6 +325,8 @@ def test_cancel_unsent_shipments_of_an_order(stub_hub: Callable[..., Hub]) -> No
     ]
     assert shown["shipments"][1]["sync_error"] == "order cancelled on the channel"
     assert [ln["shipped_quantity"] for ln in shown["lines"]] == [1]
+    with pytest.raises(InvalidInput, match="it is cancelled"):
+        edit_shipment(hub, "s", pending[0], tracking="X")
     with hub.db.session() as session:
         from hub_core.services.connections import get_connection
 

@@ -291,6 +291,13 @@ def edit_shipment(
         connection = get_connection(session, connection_name)
         shipment = get_shipment(session, connection, shipment_id)
         _require_unsent(shipment, "edit", _channel_title(hub, connection))
+        if shipment.order.status == CANCELLED:
+            raise InvalidInput(
+                f"Cannot edit {shipment_ref(shipment.id)}: order "
+                f"{shipment.order.channel_order_id} is cancelled, so it must never be sent. "
+                f"Cancel it with 'hub shipments cancel {connection_name} "
+                f"{shipment_ref(shipment.id)}'."
+            )
         if tracking is not None:
             shipment.tracking = tracking.strip()
         if carrier is not None:
