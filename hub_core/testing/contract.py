@@ -812,6 +812,32 @@ class ChannelContract:
         )
         assert sorted(o["channel_order_id"] for o in cancelled) == sorted([shipped, found])
 
+    def test_refused_shipment_is_corrected_and_sent_once(self, shop: World) -> None:
+        """A refused shipment corrected with ``hub shipments edit`` reaches the channel once,
+        with the corrected values; one cancelled before it is sent never reaches it."""
+        world, harness = shop, shop.harness
+        world.require("get_orders", "sync_orders")
+        order_id = harness.add_order([("FIX-1", 2)], harness.shipping_text)
+        world.map(harness.shipping_text)
+        world.get_orders()
+        mistake = world.ship(order_id, "FIX-WRONG", {"FIX-1": 2})["shipment_id"]
+        world.json("shipments", "cancel", CONNECTION, mistake)
+        shipment = world.ship(order_id, "FIX-TYPO")["shipment_id"]
+        harness.fail("sync_orders", kind="error", ref=order_id, times=None)
+        world.sync_orders(expect=4)
+        assert _shipments_of(world, order_id) == []
+
+        harness.clear_failures()
+        world.json("shipments", "edit", CONNECTION, shipment, "--tracking", "FIX-RIGHT")
+        world.sync_orders()
+        world.sync_orders()
+        assert _shipments_of(world, order_id) == [("FIX-RIGHT", {"FIX-1": 2})]
+        rows = {r["shipment_id"]: r for r in world.json("shipments", "list", CONNECTION)}
+        assert (rows[mistake]["sync_status"], rows[shipment]["sync_status"]) == (
+            "cancelled",
+            "sent",
+        )
+
     # -- failures ---------------------------------------------------------------------------
 
     def test_bad_credentials_give_a_clear_error_and_change_nothing(self, shop: World) -> None:
