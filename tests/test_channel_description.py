@@ -210,7 +210,7 @@ def test_connections_test_checks_a_needs_reauth_connection_and_passing_marks_it_
     assert "Connection 'shop' works." in result.stdout
     assert store.calls()["test_connection"] == 1
     assert cli_shop.json("connections", "show", "shop")["health"] == "ok"
-    cli_shop("listings", "link", "shop", code=4)  # runs again (the SKUs are not on the channel)
+    cli_shop("listings", "link", "shop")  # runs again (the SKUs are not on the channel: a state)
     assert store.calls()["link_listings"] == 1
 
 
