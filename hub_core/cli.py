@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -48,6 +48,21 @@ class HubCommandError(click.ClickException):
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
+#: ``ctx.meta`` keys (shared by every context of one invocation).
+_WANTS_JSON = "hub.json"
+_PRINTED = "hub.printed"
+
+
+def _json_error(ctx: click.Context, code: int, message: str) -> None:
+    """Under ``--json``, the failure as the one JSON document on stdout (unless one was printed).
+
+    The only place the error document is made: every failure of a command given ``--json``
+    (a hub error, a click usage error, an internal error) passes through here on its way out.
+    """
+    if ctx.meta.get(_WANTS_JSON) and not ctx.meta.get(_PRINTED):
+        _dump({"error": {"code": int(code), "message": redact(message)}})
+
+
 class HubGroup(click.Group):
     """The root group: offers the plugins' commands, turns every error into an exit code."""
 
@@ -57,13 +72,36 @@ class HubGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_registry(ctx).commands()})
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Known before any parsing, so that a usage error of a command given --json (which
+        # click raises before the option's own callback runs) still answers in JSON.
+        options = args[: args.index("--")] if "--" in args else args
+        ctx.meta[_WANTS_JSON] = "--json" in options
+        try:
+            return super().parse_args(ctx, args)
+        except click.ClickException as exc:
+            _json_error(ctx, exc.exit_code, exc.format_message())
+            raise
+
     def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return self._invoke(ctx)
+        except click.ClickException as exc:
+            _json_error(ctx, exc.exit_code, exc.format_message())
+            raise
+        except click.Abort:
+            _json_error(ctx, int(ExitCode.FAILED), "Aborted.")
+            raise
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except HubError as exc:
-            # An operation that failed after its run started still prints its one document.
-            if exc.run_result is not None and (ctx.obj or {}).get("json"):
-                _dump(exc.run_result.to_json())
+            # An operation that failed after its run started still prints its run's document,
+            # with the error in it: still exactly one document.
+            if exc.run_result is not None and ctx.meta.get(_WANTS_JSON):
+                error = {"code": int(exc.exit_code), "message": redact(exc.message)}
+                _dump({**exc.run_result.to_json(), "error": error})
             raise HubCommandError(exc.message, int(exc.exit_code)) from None
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -108,9 +146,10 @@ def _hub(ctx: click.Context) -> Hub:
     root = ctx.find_root()
     obj = root.ensure_object(dict)
     if "hub" not in obj:
-        hub = obj["hub"] = Hub(
-            db=Database(obj.get("url")), registry=obj["registry"], progress=_progress
-        )
+        db = Database(obj.get("url"))
+        if db.created:
+            _note(f"Created the hub database at {db.location}.")
+        hub = obj["hub"] = Hub(db=db, registry=obj["registry"], progress=_progress)
         root.call_on_close(lambda: _announce_new_key(hub))
     return obj["hub"]
 
@@ -127,6 +166,29 @@ def _announce_new_key(hub: Hub) -> None:
 
 def _dump(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[_PRINTED] = True
+
+
+def _table(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], *, right: Collection[int] = ()
+) -> None:
+    """Print ``rows`` under a header row, in aligned columns (``right``: right-aligned ones)."""
+    cells = [[str(h) for h in headers]] + [
+        ["-" if v is None or v == "" else str(v) for v in row] for row in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        padded = [
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        click.echo("  ".join(padded).rstrip())
+
+
+def _counts_text(counts: dict[str, Any]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "nothing to do"
 
 
 def _note(text: str) -> None:
@@ -135,7 +197,7 @@ def _note(text: str) -> None:
 
 def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
     if value:
-        ctx.find_root().ensure_object(dict)["json"] = True
+        ctx.meta[_WANTS_JSON] = True
     return value
 
 
@@ -158,9 +220,10 @@ def _finish(result: OperationResult, as_json: bool, summary: str | None = None) 
         for record in result.records:
             if record.outcome != "ok" or len(result.records) <= 50:
                 click.echo(f"{record.outcome:8} {record.ref}  {record.message}".rstrip())
-        counts = ", ".join(f"{k}: {v}" for k, v in sorted(result.counts.items())) or "nothing to do"
         run = f"run {result.run_id}: " if result.run_id else ""
-        click.echo(f"{summary or result.operation} — {run}{result.status} ({counts})")
+        click.echo(
+            f"{summary or result.operation} — {run}{result.status} ({_counts_text(result.counts)})"
+        )
         if result.message:
             click.echo(result.message)
     if result.exit_code:
@@ -186,7 +249,10 @@ def _key_values(values: tuple[str, ...], flag: str) -> dict[str, str]:
     "--database-url",
     envvar="HUB_DATABASE_URL",
     metavar="URL",
-    help="SQLAlchemy URL of the hub's database (env HUB_DATABASE_URL; default sqlite:///hub.db).",
+    help=(
+        "SQLAlchemy URL of the hub's database (env HUB_DATABASE_URL; default: hub.db in the "
+        "hub's home, HUB_HOME)."
+    ),
 )
 @click.version_option(package_name="hub-core")
 @click.pass_context
@@ -216,10 +282,18 @@ def channels_command(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         _dump(data)
         return
-    for channel in data:
-        caps = ", ".join(f"{k} {v.replace('_', ' ')}" for k, v in channel["capabilities"].items())
-        reqs = ", ".join(f"{k} {v}" for k, v in channel["requirements"].items())
-        click.echo(f"{channel['name']}: {caps}; {reqs}")
+    operations = list(data[0]["capabilities"]) if data else []
+    _table(
+        ["CHANNEL", *(op.upper() for op in operations), "SHIPPING_MAPPINGS"],
+        (
+            [
+                channel["name"],
+                *(channel["capabilities"].get(op, "").replace("_", " ") for op in operations),
+                channel["requirements"].get("shipping_mappings", ""),
+            ]
+            for channel in data
+        ),
+    )
 
 
 @cli.command("plugins")
@@ -302,8 +376,11 @@ def connections_list(ctx: click.Context, as_json: bool) -> None:
         return
     if not data:
         click.echo("No connections. Add one with 'hub connections add NAME --channel CHANNEL'.")
-    for item in data:
-        click.echo(f"{item['name']}\t{item['channel']}\t{item['health']}")
+        return
+    _table(
+        ["NAME", "CHANNEL", "HEALTH"],
+        ([item["name"], item["channel"], item["health"]] for item in data),
+    )
 
 
 @connections_group.command("show")
@@ -412,8 +489,14 @@ def catalog_list(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         _dump(data)
         return
-    for item in data:
-        click.echo(f"{item['sku']}\t{item['quantity']}\t{item['price']}\t{item['title']}")
+    if not data:
+        click.echo("The catalog is empty. Import products with 'hub catalog import FILE'.")
+        return
+    _table(
+        ["SKU", "QUANTITY", "PRICE", "TITLE"],
+        ([i["sku"], i["quantity"], i["price"], i["title"]] for i in data),
+        right={1, 2},
+    )
 
 
 # --- listings -------------------------------------------------------------------------------
@@ -492,9 +575,13 @@ def listings_list(ctx: click.Context, name: str, status: str | None, as_json: bo
     if as_json:
         _dump(data)
         return
-    for item in data:
-        line = f"{item['sku']}\t{item['status']}\t{item['channel_product_id'] or '-'}"
-        click.echo(line + (f"\t{item['message']}" if item["message"] else ""))
+    if not data:
+        click.echo(f"No listings{' with status ' + status if status else ''} for {name!r}.")
+        return
+    _table(
+        ["SKU", "STATUS", "CHANNEL_PRODUCT_ID", "MESSAGE"],
+        ([i["sku"], i["status"], i["channel_product_id"], i["message"]] for i in data),
+    )
 
 
 @listings_group.command("sync")
@@ -559,8 +646,13 @@ def mappings_list(ctx: click.Context, name: str, as_json: bool) -> None:
     if as_json:
         _dump(data)
         return
-    for item in data:
-        click.echo(f"{item['channel_text']!r} -> {item['policy']}")
+    if not data:
+        click.echo(
+            f"No shipping mappings for {name!r}. Add one with 'hub shipping-mappings add {name} "
+            "--channel-text TEXT --policy POLICY'."
+        )
+        return
+    _table(["CHANNEL_TEXT", "POLICY"], ([i["channel_text"], i["policy"]] for i in data))
 
 
 @mappings_group.command("remove")
@@ -592,10 +684,8 @@ def orders_get(ctx: click.Context, name: str, days: int | None, as_json: bool) -
     _finish(order_service.get_orders(_hub(ctx), name, days), as_json, "get orders")
 
 
-def _order_line(order: dict[str, Any]) -> str:
-    lines = ", ".join(f"{ln['sku']} x{ln['quantity']}" for ln in order["lines"])
-    held = f"  [{order['hold_reason']}]" if order["hold_reason"] else ""
-    return f"{order['connection']}\t{order['channel_order_id']}\t{order['status']}\t{lines}{held}"
+def _order_lines(order: dict[str, Any]) -> str:
+    return ", ".join(f"{ln['sku']} x{ln['quantity']}" for ln in order["lines"])
 
 
 @orders_group.command("list")
@@ -611,8 +701,16 @@ def orders_list(
     if as_json:
         _dump(data)
         return
-    for order in data:
-        click.echo(_order_line(order))
+    if not data:
+        click.echo("No orders. Import them with 'hub orders get NAME'.")
+        return
+    _table(
+        ["CONNECTION", "ORDER", "STATUS", "LINES", "HOLD_REASON"],
+        (
+            [o["connection"], o["channel_order_id"], o["status"], _order_lines(o), o["hold_reason"]]
+            for o in data
+        ),
+    )
 
 
 @orders_group.command("show")
@@ -626,7 +724,9 @@ def orders_show(ctx: click.Context, name: str, channel_order_id: str, as_json: b
     if as_json:
         _dump(data)
         return
-    click.echo(_order_line(data))
+    click.echo(f"Order {data['channel_order_id']} on {data['connection']}: {data['status']}")
+    if data["hold_reason"]:
+        click.echo(f"  held: {data['hold_reason']}")
     click.echo(f"  shipping: {data['shipping_text']!r} -> {data['shipping_policy'] or '-'}")
     for line in data["lines"]:
         click.echo(f"  {line['sku']}: {line['shipped_quantity']}/{line['quantity']} shipped")
@@ -844,12 +944,35 @@ def run_command(ctx: click.Context, name: str, as_json: bool) -> None:
     if as_json:
         _dump(data)
     else:
-        for step in data["operations"]:
-            counts = ", ".join(f"{k}: {v}" for k, v in sorted(step.get("counts", {}).items()))
-            detail = counts or step.get("message", "")
-            click.echo(f"{step['operation']:16} {step['status']:13} {detail}")
+        _table(
+            ["OPERATION", "RUN", "STATUS", "SUMMARY"],
+            (
+                [
+                    step["operation"],
+                    step.get("run_id"),
+                    step["status"].replace("_", " "),
+                    _step_summary(step),
+                ]
+                for step in data["operations"]
+            ),
+            right={1},
+        )
+        click.echo(f"{name}: {data['status']}.")
+        attention = [s for s in data["operations"] if s.get("run_id") and s["status"] != "ok"]
+        if attention:
+            click.echo(f"Details: 'hub runs show {attention[0]['run_id']}'.")
     if code:
         raise click.exceptions.Exit(int(code))
+
+
+def _step_summary(step: dict[str, Any]) -> str:
+    """One line for one operation of ``hub run``: its counts, else why it did not run."""
+    if step["status"] == "not_supported":
+        return "the channel does not support it"
+    if "counts" in step:
+        text = _counts_text(step["counts"])
+        return f"{text}; {step['message']}" if step.get("message") else text
+    return step.get("message", "")
 
 
 @cli.group("runs")
@@ -867,12 +990,24 @@ def runs_list(ctx: click.Context, connection: str | None, as_json: bool) -> None
     if as_json:
         _dump(data)
         return
-    for run in data:
-        counts = ", ".join(f"{k}: {v}" for k, v in sorted(run["counts"].items()))
-        click.echo(
-            f"{run['run_id']}\t{run['started_at'][:19]}\t{run['connection'] or '-'}\t"
-            f"{run['operation']}\t{run['status']}\t{counts}"
-        )
+    if not data:
+        click.echo("No runs yet.")
+        return
+    _table(
+        ["RUN", "STARTED", "CONNECTION", "OPERATION", "STATUS", "COUNTS"],
+        (
+            [
+                r["run_id"],
+                r["started_at"][:19].replace("T", " "),
+                r["connection"],
+                r["operation"],
+                r["status"],
+                _counts_text(r["counts"]),
+            ]
+            for r in data
+        ),
+        right={0},
+    )
 
 
 @runs_group.command("show")
@@ -885,12 +1020,38 @@ def runs_show(ctx: click.Context, run_id: int, as_json: bool) -> None:
     if as_json:
         _dump(data)
         return
-    where = data["connection"] or "-"
-    click.echo(f"run {data['run_id']}: {data['operation']} on {where}: {data['status']}")
+    _run_report(data)
+
+
+def _run_report(data: dict[str, Any]) -> None:
+    """A stored run as a short report: what, when, how it ended, then every record."""
+    started = datetime.fromisoformat(data["started_at"])
+    finished = datetime.fromisoformat(data["finished_at"]) if data["finished_at"] else None
+    took = f" ({(finished - started).total_seconds():.1f} s)" if finished else ""
+    facts = [
+        ("connection", data["connection"] or "-"),
+        ("status", data["status"]),
+        ("started", f"{started:%Y-%m-%d %H:%M:%S} UTC"),
+        ("finished", f"{finished:%Y-%m-%d %H:%M:%S} UTC{took}" if finished else "not yet"),
+        ("counts", _counts_text(data["counts"])),
+    ]
     if data["message"]:
-        click.echo(f"  {data['message']}")
-    for record in data["records"]:
-        click.echo(f"  {record['outcome']:8} {record['ref']}  {record['message']}".rstrip())
+        facts.append(("message", data["message"]))
+    click.echo(f"Run {data['run_id']}: {data['operation']}")
+    for label, value in facts:
+        click.echo(f"  {label:<10}  {value}")
+    records = data["records"]
+    if not records:
+        click.echo("No records.")
+        return
+    # Failures first: they are what a reader of the report has to act on.
+    order = {"failed": 0, "skipped": 1}
+    records = sorted(records, key=lambda r: order.get(r["outcome"], 2))
+    click.echo(f"\nRecords ({len(records)}, failed first):")
+    _table(
+        ["OUTCOME", "REF", "MESSAGE"],
+        ([r["outcome"], r["ref"], r["message"]] for r in records),
+    )
 
 
 # --- secrets --------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Engine, sessions and migrations.
 
-SQLite file by default (``hub.db`` in the current directory), any SQLAlchemy URL otherwise.
-The database is brought up to date with Alembic on first use: an older database is migrated,
-never dropped.
+SQLite file by default (``hub.db`` in the hub's home, :func:`hub_core.home.hub_home`), any
+SQLAlchemy URL otherwise. The database is brought up to date with Alembic on first use: an
+older database is migrated, never dropped.
 """
 
 from __future__ import annotations
@@ -24,15 +24,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub_core.crypto import SecretCodec, has_encrypted
 from hub_core.errors import HubError, InvalidInput
-from hub_core.home import create_private_file
+from hub_core.home import create_private_file, ensure_hub_home, hub_home
 
 DATABASE_ENV = "HUB_DATABASE_URL"
-DEFAULT_URL = "sqlite:///hub.db"
+DEFAULT_DB_NAME = "hub.db"
+
+
+def default_url() -> str:
+    """``sqlite:///`` the file ``hub.db`` in :func:`hub_home`."""
+    return f"sqlite:///{hub_home() / DEFAULT_DB_NAME}"
 
 
 def database_url(url: str | None = None) -> str:
-    """The URL to use: the one given, else ``HUB_DATABASE_URL``, else ``sqlite:///hub.db``."""
-    return url or os.environ.get(DATABASE_ENV) or DEFAULT_URL
+    """The URL to use: the one given, else ``HUB_DATABASE_URL``, else :func:`default_url`."""
+    return url or os.environ.get(DATABASE_ENV) or default_url()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -66,6 +71,11 @@ class Database:
 
     def __init__(self, url: str | None = None, *, upgrade: bool = True, **engine_kwargs: Any):
         self.url = database_url(url)
+        #: True once :meth:`upgrade` found an empty database and created the schema.
+        self.created = False
+        if url is None and not os.environ.get(DATABASE_ENV):
+            # Only the default location is ours to create; a URL given names its own place.
+            ensure_hub_home()
         try:
             self.engine: Engine = create_engine(self.url, **engine_kwargs)
         except (ArgumentError, ImportError, SQLAlchemyError) as exc:
@@ -121,16 +131,26 @@ class Database:
         config = alembic_config()
         head = ScriptDirectory.from_config(config).get_current_head()
         try:
-            if self.current_revision() == head:
+            current = self.current_revision()
+            if current == head:
                 return
             with self.engine.begin() as conn:
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
+            self.created = current is None
         except OperationalError as exc:
             raise HubError(
                 f"Cannot open the database {self.safe_url}: {exc.orig}. "
                 "Check --database-url / HUB_DATABASE_URL and that the server is running."
             ) from None
+
+    @property
+    def location(self) -> str:
+        """Where the database is, for people: a SQLite file's absolute path, else the URL."""
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
+            return str(Path(database).resolve())
+        return self.safe_url
 
     @property
     def safe_url(self) -> str:

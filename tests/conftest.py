@@ -220,6 +220,28 @@ def channel_products(store: FakeStore) -> dict[str, str]:
 # --- the CLI ----------------------------------------------------------------------------------
 
 
+def table_rows(stdout: str) -> list[dict[str, str]]:
+    """The rows of an aligned text table (header row first), each as header -> cell.
+
+    Columns are cut at the header words' positions, so a test fails when a cell runs out of
+    its column.
+    """
+    header, *lines = [line for line in stdout.splitlines() if line.strip()]
+    names = header.split()
+    starts = [header.index(f" {n}") + 1 if i else 0 for i, n in enumerate(names)]
+    ends = [*starts[1:], None]
+    return [
+        {n: line[s:e].strip() for n, s, e in zip(names, starts, ends, strict=True)}
+        for line in lines
+    ]
+
+
+@pytest.fixture
+def table() -> Callable[[str], list[dict[str, str]]]:
+    """:func:`table_rows`: read an aligned text table back."""
+    return table_rows
+
+
 class HubCli:
     """Runs ``hub --database-url URL ...`` in-process with click's CliRunner."""
 

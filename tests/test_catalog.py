@@ -208,7 +208,7 @@ def test_cli_import_refuses_bad_files(
     assert db_snapshot(hub_cli.url) == before
 
 
-def test_cli_set_and_list(hub_cli: Any, catalog_file: Callable) -> None:
+def test_cli_set_and_list(hub_cli: Any, catalog_file: Callable, table: Callable) -> None:
     hub_cli("catalog", "import", str(catalog_file()))
     data = hub_cli.json("catalog", "set", "SKU-1", "--quantity", "3", "--price", "8.5")
     assert data["sku"] == "SKU-1" and data["quantity"] == 3 and data["price"] == "8.50"
@@ -223,7 +223,9 @@ def test_cli_set_and_list(hub_cli: Any, catalog_file: Callable) -> None:
         "msrp": None,
         "cost": None,
     }
-    assert "SKU-2\t5\t12.50\tRed mug" in hub_cli("catalog", "list").stdout
+    assert {"SKU": "SKU-2", "QUANTITY": "5", "PRICE": "12.50", "TITLE": "Red mug"} in table(
+        hub_cli("catalog", "list").stdout
+    )
 
 
 def test_cli_set_refuses_bad_input(

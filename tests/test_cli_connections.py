@@ -26,8 +26,10 @@ def test_channels_json_lists_the_fake_channel_with_its_capabilities(hub_cli: Any
     }
 
 
-def test_channels_text(hub_cli: Any) -> None:
-    assert "fake: link_listings supported" in hub_cli("channels").stdout
+def test_channels_text(hub_cli: Any, table: Callable) -> None:
+    rows = {row["CHANNEL"]: row for row in table(hub_cli("channels").stdout)}
+    assert rows["fake"]["LINK_LISTINGS"] == "supported"
+    assert rows["fake"]["SHIPPING_MAPPINGS"] == "optional"
 
 
 def test_add_list_show_configure_remove(hub_cli: Any, store: FakeStore) -> None:
@@ -55,10 +57,12 @@ def test_add_list_show_configure_remove(hub_cli: Any, store: FakeStore) -> None:
     assert hub_cli.json("connections", "list") == []
 
 
-def test_text_output_of_add_and_list(hub_cli: Any, store: FakeStore) -> None:
+def test_text_output_of_add_and_list(hub_cli: Any, store: FakeStore, table: Callable) -> None:
     out = hub_cli("connections", "add", "shop", "--channel", "fake", "--set", f"store={store.path}")
     assert "Added connection 'shop' (fake)" in out.stdout
-    assert "shop\tfake\tunknown" in hub_cli("connections", "list").stdout
+    assert table(hub_cli("connections", "list").stdout) == [
+        {"NAME": "shop", "CHANNEL": "fake", "HEALTH": "unknown"}
+    ]
 
 
 def test_empty_list_says_how_to_add_one(hub_cli: Any) -> None:

@@ -96,7 +96,7 @@ def test_run_skips_unsupported_operations(
     assert stub.calls == ["hub_link_listings", "hub_get_orders"]
 
 
-def test_runs_list_and_show(ready: Any, store: FakeStore) -> None:
+def test_runs_list_and_show(ready: Any, store: FakeStore, table: Callable) -> None:
     ready("listings", "link", "shop")
     store.fail("sync_listings", ref="SKU-1", times=1)
     synced = ready.json("listings", "sync", "shop", code=4)
@@ -112,7 +112,12 @@ def test_runs_list_and_show(ready: Any, store: FakeStore) -> None:
         "sync_listings",
         "link_listings",
     ]
-    assert "sync_listings\tpartial" in ready("runs", "list").stdout
+    rows = table(ready("runs", "list").stdout)
+    assert (rows[0]["RUN"], rows[0]["OPERATION"], rows[0]["STATUS"]) == (
+        str(synced["run_id"]),
+        "sync_listings",
+        "partial",
+    )
 
     shown = ready.json("runs", "show", str(synced["run_id"]))
     assert shown["operation"] == "sync_listings" and shown["counts"] == synced["counts"]
@@ -173,3 +178,39 @@ def test_every_operation_command_prints_the_contract_shape(
     run = ready.json("run", "shop")
     for step, operation in zip(run["operations"], STEPS, strict=True):
         _assert_operation_shape(step, operation)
+
+
+def test_run_prints_each_operations_run_id_and_a_one_line_summary(
+    ready: Any, store: FakeStore, table: Callable
+) -> None:
+    store.fail("sync_listings", ref="SKU-1", times=1)
+    result = ready("run", "shop", code=4)
+    rows = table(result.stdout.split("\nshop: ")[0])
+    assert [r["OPERATION"] for r in rows] == STEPS
+    runs = {r["operation"]: r for r in ready.json("runs", "list", "--connection", "shop")}
+    for row in rows:
+        assert row["RUN"] == str(runs[row["OPERATION"]]["run_id"])
+    by_operation = {r["OPERATION"]: r for r in rows}
+    assert by_operation["sync_listings"]["STATUS"] == "partial"
+    assert by_operation["sync_listings"]["SUMMARY"] == "failed: 1, ok: 1, sent: 1"
+    assert by_operation["get_orders"]["SUMMARY"].startswith("acknowledged: 1")
+    assert "shop: partial." in result.stdout
+    assert f"Details: 'hub runs show {runs['sync_listings']['run_id']}'." in result.stdout
+
+
+def test_runs_show_reads_as_a_report_with_failures_first(
+    ready: Any, store: FakeStore, table: Callable
+) -> None:
+    ready("listings", "link", "shop")
+    store.fail("sync_listings", ref="SKU-2", times=1)
+    run_id = ready.json("listings", "sync", "shop", code=4)["run_id"]
+    head, records = ready("runs", "show", str(run_id)).stdout.split("\nRecords (2, failed first):\n")
+    lines = head.splitlines()
+    assert lines[0] == f"Run {run_id}: sync_listings"
+    facts = dict(line.strip().split(None, 1) for line in lines[1:])
+    assert facts["connection"] == "shop" and facts["status"] == "partial"
+    assert facts["counts"] == "failed: 1, ok: 1, sent: 1"
+    assert facts["started"].endswith("UTC") and facts["finished"].endswith(" s)")
+    rows = table(records)
+    assert [(r["OUTCOME"], r["REF"]) for r in rows] == [("failed", "SKU-2"), ("ok", "SKU-1")]
+    assert rows[0]["MESSAGE"] != "-"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Generator
 from decimal import Decimal
 from typing import Any
@@ -187,7 +188,7 @@ def cli_catalog(cli_shop: Any, catalog_file: Callable, channel_products: dict) -
     return cli_shop
 
 
-def test_cli_link_list_sync_json(cli_catalog: Any, store: FakeStore) -> None:
+def test_cli_link_list_sync_json(cli_catalog: Any, store: FakeStore, table: Callable) -> None:
     linked = cli_catalog.json("listings", "link", "shop")
     assert linked["operation"] == "link_listings" and linked["status"] == "ok"
     assert linked["counts"] == {"linked": 2, "ok": 2}
@@ -200,7 +201,8 @@ def test_cli_link_list_sync_json(cli_catalog: Any, store: FakeStore) -> None:
         ("SKU-2", "linked", "P-0002"),
     ]
     assert cli_catalog.json("listings", "list", "shop", "--status", "broken") == []
-    assert "SKU-1\tlinked\tP-0001" in cli_catalog("listings", "list", "shop").stdout
+    row = table(cli_catalog("listings", "list", "shop").stdout)[0]
+    assert (row["SKU"], row["STATUS"], row["CHANNEL_PRODUCT_ID"]) == ("SKU-1", "linked", "P-0001")
 
     dry = cli_catalog.json("listings", "sync", "shop", "--dry-run")
     assert dry["run_id"] is None and dry["counts"] == {"would_send": 2}
@@ -340,7 +342,9 @@ def test_cli_publish_not_supported_exits_3_without_calling_the_plugin(
     result = hub_cli(
         "listings", "publish", "s", "--sku", "SKU-1", "--json", code=3, registry=registry
     )
-    assert result.stdout == ""
+    assert json.loads(result.stdout) == {
+        "error": {"code": 3, "message": result.stderr.removeprefix("Error: ").strip()}
+    }
     assert stub.calls == []
     assert db_snapshot(hub_cli.url) == before
     # The supported operations still reach it.

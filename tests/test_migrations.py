@@ -116,21 +116,6 @@ def test_migrations_go_down_to_base_and_up_again(sqlite_url: str) -> None:
         db.dispose()
 
 
-def test_the_cli_creates_the_default_database_in_the_current_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from click.testing import CliRunner
-
-    from hub_core.cli import cli
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("HUB_DATABASE_URL", raising=False)
-    result = CliRunner().invoke(cli, ["catalog", "list", "--json"], obj={})
-    assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "[]"
-    assert (tmp_path / "hub.db").is_file()
-
-
 def test_the_database_url_comes_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
