@@ -3,6 +3,7 @@ sync orders, with JSON shapes and exit codes."""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -610,3 +611,13 @@ def test_a_cancellation_found_by_sync_orders_skips_the_shipment_and_cancels_the_
     assert [s["sync_status"] for s in order["shipments"]] == ["cancelled"]
     assert [s["shipment_id"] for s in store.shipments_received()] == [other["shipment_id"]]
     assert cli_orders.json("orders", "sync", "shop")["records"] == []
+
+def test_a_held_orders_hint_is_the_command_to_paste(cli_orders: Any) -> None:
+    held = cli_orders.json("orders", "show", "shop", "H-0001")
+    hint = 'hub shipping-mappings add shop --channel-text "FedEx - Home" --policy POLICY'
+    assert held["status"] == "held" and held["hold_reason"].endswith(f"add one with: {hint}")
+    assert hint in cli_orders("orders", "list", "--status", "held").stdout
+    assert hint in cli_orders("orders", "explain", "shop", "H-0001").stdout
+    # Pasted with a policy filled in (as a shell splits it), it releases the order.
+    added = cli_orders.json(*shlex.split(hint.replace("POLICY", "home"))[1:])
+    assert added["released_orders"] == ["H-0001"]

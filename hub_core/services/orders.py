@@ -135,7 +135,7 @@ def _store(
                 if existing.acknowledged_at is None:
                     to_acknowledge.append(order.channel_order_id)
                 continue
-            stored = _new_order(connection_id, order, mappings, run_id)
+            stored = _new_order(connection_id, order, mappings, run_id, connection.name)
             try:
                 with session.begin_nested():
                     session.add(stored)
@@ -165,13 +165,17 @@ def cancel_order(order: Order) -> int:
 
 
 def _new_order(
-    connection_id: int, order: ChannelOrder, mappings: dict[str, str], run_id: int | None
+    connection_id: int,
+    order: ChannelOrder,
+    mappings: dict[str, str],
+    run_id: int | None,
+    connection_name: str,
 ) -> Order:
     policy = mappings.get(order.shipping_text)
     if order.cancelled:
         status, reason = CANCELLED, None
     elif policy is None:
-        status, reason = HELD, hold_reason(order.shipping_text, mappings)
+        status, reason = HELD, hold_reason(order.shipping_text, mappings, connection_name)
     else:
         status, reason = IMPORTED, None
     return Order(
@@ -413,7 +417,9 @@ def explain_order(hub: Hub, connection_name: str, ref: str) -> dict[str, Any]:
                 "refuses to run; add one with 'hub shipping-mappings add'"
             )
         else:
-            reasons.append(f"it would be imported as held: {hold_reason(text, mappings)}")
+            reasons.append(
+                f"it would be imported as held: {hold_reason(text, mappings, connection_name)}"
+            )
     would_import = not lookup.reasons
     if would_import and text in mappings:
         reasons.append(

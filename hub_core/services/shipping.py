@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import shlex
 from typing import Any
 
 from sqlalchemy import select
@@ -27,15 +28,29 @@ def mappings_of(session: Session, connection: Connection) -> dict[str, str]:
     return {text: policy for text, policy in rows}
 
 
-def hold_reason(text: str, mappings: dict[str, str]) -> str:
-    """Why an order with shipping ``text`` is held: the text, and the nearest mapping."""
+def shell_word(text: str) -> str:
+    """``text`` as one word of a shell command: ``"USPS - Priority"``, ready to paste."""
+    if text and all(c.isalnum() or c in "-_.,:/@+=" for c in text):
+        return text
+    if not any(c in text for c in '"$`\\!'):
+        return f'"{text}"'
+    return shlex.quote(text)
+
+
+def hold_reason(text: str, mappings: dict[str, str], connection_name: str) -> str:
+    """Why an order with shipping ``text`` is held: the text, the nearest mapping, the fix.
+
+    The fix is the command to paste, with the connection and the text filled in; only the
+    policy, which is the merchant's choice, is left to fill.
+    """
     shown = text or "(empty)"
     reason = f"no shipping mapping for the channel shipping text {shown!r}"
     nearest = difflib.get_close_matches(text, list(mappings), n=1, cutoff=0.0) if mappings else []
     if nearest:
         reason += f"; nearest mapping: {nearest[0]!r}"
     return reason + (
-        "; add one with 'hub shipping-mappings add NAME --channel-text TEXT --policy POLICY'"
+        f"; add one with: hub shipping-mappings add {shell_word(connection_name)} "
+        f"--channel-text {shell_word(text)} --policy POLICY"
     )
 
 
