@@ -8,6 +8,7 @@ contract's exit codes with a one-paragraph message, never a stack trace.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import traceback
@@ -115,6 +116,27 @@ class HubGroup(click.Group):
                 ),
                 int(ExitCode.FAILED),
             ) from None
+
+
+class StderrNotes(logging.Handler):
+    """Warnings of the hub and its plugins (retry notes), one line each on stderr.
+
+    Written through click to the stderr of the moment, secrets masked; without it Python's
+    last-resort handler would print them unmasked.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(redact(self.format(record)), err=True)
+        except Exception:
+            self.handleError(record)
+
+
+def _notes_to_stderr() -> None:
+    """Install :class:`StderrNotes` on the root logger, once per process."""
+    root = logging.getLogger()
+    if not any(isinstance(handler, StderrNotes) for handler in root.handlers):
+        root.addHandler(StderrNotes(logging.WARNING))
 
 
 class ClickProgress:
@@ -258,6 +280,7 @@ def _key_values(values: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None) -> None:
     """hub: link your catalog to sales channels, sync stock and price, import orders."""
+    _notes_to_stderr()
     obj = ctx.ensure_object(dict)
     obj["url"] = database_url
     _registry(ctx)

@@ -149,6 +149,7 @@ class Authenticator(requests.auth.AuthBase):
         honour_health: bool = True,
     ) -> None:
         self.connection = connection
+        self.base_url = base_url
         self.token_url = f"{base_url}/oauth2/token"
         self.session = session
         self.policy = policy
@@ -241,6 +242,7 @@ class Authenticator(requests.auth.AuthBase):
                 resolution = outcomes.classify_exception(exc)
                 status, body, headers = None, None, None
                 detail = f"{type(exc).__name__}: {exc}"
+                failure, unreachable = outcomes.brief(exc), outcomes.unreachable_reason(exc)
             else:
                 status, headers = response.status_code, response.headers
                 # A refusal may come as plain text (reference §1, SV a8b73af): check the status
@@ -257,14 +259,23 @@ class Authenticator(requests.auth.AuthBase):
                     )
                 resolution = outcomes.classify_status(status, body)
                 detail = f"token endpoint HTTP {status}: {str(body)[:300]}"
+                failure, unreachable = f"HTTP {status}", None
             if resolution.action in (Action.RETRY, Action.RATE_LIMITED):
                 wait = budget.next_wait(resolution, headers)
                 if wait is not None:
-                    log.warning(
-                        self.redact(f"Token refresh failed ({detail}); retrying in {wait:.1f} s")
-                    )
+                    line = "token refresh " + outcomes.request_line("POST", self.token_url)
+                    log.warning(outcomes.retry_note(line, failure, budget.attempts, wait))
                     budget.consume(wait)
                     continue
+                if unreachable:
+                    raise ChannelError(
+                        self.redact(
+                            outcomes.unreachable_message(
+                                self.base_url, self.connection.name, unreachable, budget.attempts
+                            )
+                        ),
+                        detail=self.redact(detail),
+                    )
                 raise ChannelError(
                     self.redact(
                         "Could not refresh the ChannelAdvisor access token: "

@@ -269,7 +269,8 @@ class Batcher:
             if res.timeout:
                 self._shrink()
             log.warning(
-                self.http.redact(f"$batch of {len(chunk)} failed: {type(exc).__name__}: {exc}")
+                f"{outcomes.request_line('POST', self.url)} of {len(chunk)} parts failed: "
+                f"{outcomes.brief(exc)}"
             )
             return _Answer(None, None, {}, res), []
         body = parse_body(response)

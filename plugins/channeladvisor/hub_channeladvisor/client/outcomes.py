@@ -25,8 +25,10 @@ import time
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+import urllib3.exceptions
 
 from hub_core.errors import ChannelError
 
@@ -220,6 +222,56 @@ def describe(resolution: Resolution, status: int | None, body: Any = None) -> st
     if detail:
         text += f": {detail}"
     return text
+
+
+# --------------------------------------------------------------------------------------------
+# Short notes and the unreachable server
+# --------------------------------------------------------------------------------------------
+
+
+def request_line(method: str, url: str) -> str:
+    """``GET /v1/Products``: a request by method and path; the query (filters) is left out."""
+    return f"{method} {urlsplit(url).path or '/'}"
+
+
+def unreachable_reason(exc: BaseException) -> str | None:
+    """Why no connection to the server could be made, or None if one was made.
+
+    requests wraps urllib3's errors (``MaxRetryError`` around ``NewConnectionError``): the
+    cause is read from there rather than from its 1,000-character text.
+    """
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connection timed out"
+    if not isinstance(exc, requests.exceptions.ConnectionError):
+        return None
+    cause: Any = exc.args[0] if exc.args else None
+    cause = getattr(cause, "reason", cause)
+    if isinstance(cause, urllib3.exceptions.NameResolutionError):
+        return "host name not found"
+    if isinstance(cause, urllib3.exceptions.NewConnectionError):
+        refused = isinstance(cause.__cause__ or cause.__context__, ConnectionRefusedError)
+        return "connection refused" if refused or "refused" in str(cause) else "cannot connect"
+    return None
+
+
+def brief(exc: BaseException) -> str:
+    """A transport failure in a few words (``connection refused``, ``ReadTimeout``)."""
+    return unreachable_reason(exc) or type(exc).__name__
+
+
+def retry_note(what: str, failure: str, attempt: int, wait: float) -> str:
+    """One short line for stderr: ``GET /v1/Products: HTTP 503; retry 2 in 1.5 s``."""
+    return f"{what}: {failure}; retry {attempt} in {wait:.1f} s"
+
+
+def unreachable_message(base_url: str, connection_name: str, reason: str, attempts: int) -> str:
+    """The user message when ChannelAdvisor could never be reached: the URL and what to check."""
+    return (
+        f"Could not reach ChannelAdvisor at {base_url} ({reason}; {attempts} attempts). "
+        f"Check the connection's base_url ('hub connections show {connection_name}'; change it "
+        f"with 'hub connections configure {connection_name} --set base_url=URL') and the "
+        "network."
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -219,11 +219,13 @@ class HttpClient:
                 resolution = outcomes.classify_exception(exc)
                 status, body, headers = None, None, {}
                 what = f"{type(exc).__name__}: {exc}"
+                failure, unreachable = outcomes.brief(exc), outcomes.unreachable_reason(exc)
             else:
                 status, headers = response.status_code, response.headers
                 body = parse_body(response)
                 resolution = outcomes.classify_status(status, body)
                 what = f"HTTP {status}: {outcomes.error_message(body)}"
+                failure, unreachable = f"HTTP {status}", None
             action = resolution.action
             if action in (Action.SUCCESS, Action.RECORD_FAILURE):
                 return ApiResult(status, body, resolution, headers)
@@ -252,13 +254,23 @@ class HttpClient:
                     return ApiResult(status, body, outcomes.STATUS_TABLE[200], headers, True)
             wait = budget.next_wait(resolution, headers)
             if wait is None:
-                message = self.redact(outcomes.exhausted_message(resolution, status, body, budget))
+                message = self.redact(
+                    outcomes.unreachable_message(
+                        self.base_url, self.auth.connection.name, unreachable, budget.attempts
+                    )
+                    if unreachable
+                    else outcomes.exhausted_message(resolution, status, body, budget)
+                )
                 detail = self.redact(f"{method} {url} -> {what}")
                 if action is Action.RATE_LIMITED:
                     raise RateLimited(message, detail=detail)
                 raise RetriesExhausted(message, resolution=resolution, status=status, detail=detail)
+            # One short line: the query string (filters with SKUs) and the transport's long
+            # text stay in the error's detail.
             log.warning(
-                self.redact(f"{method} {url} -> {what}; retry {budget.attempts} in {wait:.2f} s")
+                outcomes.retry_note(
+                    outcomes.request_line(method, url), failure, budget.attempts, wait
+                )
             )
             if action is Action.RATE_LIMITED:
                 # Every request of the profile waits, this one in the limiter like the others.
