@@ -1,13 +1,18 @@
 """`hub channeladvisor sandbox`: seed a sandbox and serve it until Ctrl-C.
 
 `sandbox_command` is the click command; `channeladvisor` (alias `cli`) is a group holding
-it, which the plugin attaches to the hub CLI as `hub channeladvisor`.
+it, which the plugin attaches to the hub CLI as `hub channeladvisor`. Its banner is what a
+newcomer needs to try the hub by hand: a `hub connections add` line to paste, some SKUs and
+the shipping methods of its orders.
 """
 
 from __future__ import annotations
 
+import shlex
 import signal
 import threading
+from collections import Counter
+from typing import Any
 
 import click
 
@@ -31,6 +36,80 @@ def _serve_until_interrupted() -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+#: The connection name the banner's paste-ready commands use.
+CONNECTION = "sandbox"
+#: How many SKUs and shipping methods the banner shows.
+SHOWN = 5
+
+
+def connect_command(url: str, name: str = CONNECTION) -> str:
+    """The `hub connections add` line that connects the hub to this sandbox.
+
+    It carries the sandbox's own fixed credentials (constants published in this package,
+    accepted by no real ChannelAdvisor): they are printed because connecting by hand needs
+    them. `hub demo` echoes no credential at all, and the hub never prints what it stores.
+    """
+    values = {
+        # Any value: the hub refreshes it with the refresh token on first use.
+        "access_token": "expired",
+        "refresh_token": c.DEMO_REFRESH_TOKEN,
+        "profile_id": c.DEMO_PROFILE_ID,
+        "application_id": c.DEMO_APPLICATION_ID,
+        "shared_secret": c.DEMO_SHARED_SECRET,
+        "base_url": url,
+    }
+    sets = " ".join(f"--set {shlex.quote(f'{k}={v}')}" for k, v in values.items())
+    return f"hub connections add {name} --channel channeladvisor {sets}"
+
+
+def _shipping_text(order: dict[str, Any]) -> str:
+    # The text the hub matches mappings against (design §6), from the requested method.
+    parts = [order.get("RequestedShippingCarrier") or "", order.get("RequestedShippingClass") or ""]
+    return " - ".join(p for p in parts if p)
+
+
+def banner(sandbox: Sandbox, url: str) -> list[str]:
+    """The lines `hub channeladvisor sandbox` prints once it listens on `url`."""
+    state = sandbox.state(include=("products", "orders"))
+    per_profile = Counter(p.get("ProfileID") for p in state["products"])
+    skus = sorted(
+        str(p["Sku"]) for p in state["products"] if p.get("ProfileID") == c.DEMO_PROFILE_ID
+    )
+    methods = Counter(
+        _shipping_text(o) for o in state["orders"] if o.get("ProfileID") == c.DEMO_PROFILE_ID
+    )
+    products = (
+        f"{per_profile[c.DEMO_PROFILE_ID]} in profile {c.DEMO_PROFILE_ID}, "
+        f"{per_profile[c.OTHER_PROFILE_ID]} in profile {c.OTHER_PROFILE_ID} "
+        f"({len(state['products'])} in all)"
+    )
+    lines = [
+        f"ChannelAdvisor sandbox listening on {url}",
+        f"  token endpoint   {url}/oauth2/token",
+        f"  API base         {url}/v1",
+        f"  admin            {url}/_sandbox/state",
+        f"  profile id       {c.DEMO_PROFILE_ID}   (the token also sees {c.OTHER_PROFILE_ID})",
+        f"  products         {products}",
+        f"  orders           {len(state['orders'])}",
+        "",
+        "Connect the hub to it (sandbox-only credentials, fixed and public: never put real ones",
+        "on a command line):",
+        f"  {connect_command(url)}",
+        "",
+        f"Some of its SKUs (profile {c.DEMO_PROFILE_ID}): " + ", ".join(skus[:SHOWN]),
+    ]
+    if methods:
+        lines.append("Shipping methods of its orders (map them before 'hub orders get'):")
+        for text, count in methods.most_common(SHOWN):
+            add = (
+                f"hub shipping-mappings add {CONNECTION} --channel-text {shlex.quote(text)} "
+                "--policy standard"
+            )
+            lines.append(f"  {add}   # {count} order(s)")
+    lines += ["", "Press Ctrl-C to stop."]
+    return lines
+
+
 @click.command("sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=8765, show_default=True, type=int, help="Port (0: any free).")
@@ -41,7 +120,8 @@ def _serve_until_interrupted() -> None:
     default=50,
     show_default=True,
     type=int,
-    help="Products to generate in the demo profile.",
+    help="Products to generate in the demo profile (the other profile gets up to 10 of "
+    "the same SKUs; the banner says the total).",
 )
 @click.option(
     "--orders",
@@ -137,17 +217,8 @@ def sandbox_command(
         url = sandbox.start(host, port)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
-    counts = sandbox.state(include=())["counts"]
-    click.echo(f"ChannelAdvisor sandbox listening on {url}")
-    click.echo(f"  token endpoint   {url}/oauth2/token")
-    click.echo(f"  API base         {url}/v1")
-    click.echo(f"  admin            {url}/_sandbox/state")
-    click.echo(f"  application id   {c.DEMO_APPLICATION_ID}")
-    click.echo(f"  shared secret    {c.DEMO_SHARED_SECRET}   (sandbox-only value, not a secret)")
-    click.echo(f"  refresh token    {c.DEMO_REFRESH_TOKEN}")
-    click.echo(f"  profile id       {c.DEMO_PROFILE_ID}   (token also sees {c.OTHER_PROFILE_ID})")
-    click.echo(f"  data             {counts['products']} products, {counts['orders']} orders")
-    click.echo("Press Ctrl-C to stop.")
+    for line in banner(sandbox, url):
+        click.echo(line)
     try:
         _serve_until_interrupted()
     except KeyboardInterrupt:
