@@ -1149,6 +1149,8 @@ def main() -> None:
     try:
         registry = Registry.load()
     except HubError as exc:  # a broken plugin: say which, before click starts
+        if "--json" in sys.argv[1:]:
+            _dump({"error": {"code": int(exc.exit_code), "message": redact(exc.message)}})
         click.echo(f"Error: {exc.message}", err=True)
         sys.exit(int(exc.exit_code))
     cli.main(prog_name="hub", obj={"registry": registry})

@@ -173,3 +173,28 @@ def test_every_command_that_takes_json_answers_a_usage_error_in_json(hub_cli: An
 def test_without_json_a_failure_prints_nothing_on_stdout(hub_cli: Any) -> None:
     result = hub_cli("orders", "get", "nope", code=2)
     assert result.stdout == "" and "No connection named 'nope'" in result.stderr
+
+
+def test_a_broken_plugin_under_json_is_one_error_document(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hub_core.cli as cli_module
+    from hub_core.errors import PluginError
+
+    def broken(**_kwargs: Any) -> None:
+        raise PluginError("Plugin 'acme' implements hub_link_listing, which is no hook.")
+
+    monkeypatch.setattr(cli_module, "_REGISTRY", None)
+    monkeypatch.setattr(cli_module.Registry, "load", broken)
+    monkeypatch.setattr("sys.argv", ["hub", "channels", "--json"])
+    with pytest.raises(SystemExit) as exited:
+        cli_module.main()
+    out, err = capsys.readouterr()
+    assert exited.value.code == 1
+    assert json.loads(out) == {
+        "error": {
+            "code": 1,
+            "message": "Plugin 'acme' implements hub_link_listing, which is no hook.",
+        }
+    }
+    assert "Plugin 'acme'" in err
