@@ -184,7 +184,6 @@ def test_a_broken_plugin_under_json_is_one_error_document(
     def broken(**_kwargs: Any) -> None:
         raise PluginError("Plugin 'acme' implements hub_link_listing, which is no hook.")
 
-    monkeypatch.setattr(cli_module, "_REGISTRY", None)
     monkeypatch.setattr(cli_module.Registry, "load", broken)
     monkeypatch.setattr("sys.argv", ["hub", "channels", "--json"])
     with pytest.raises(SystemExit) as exited:

@@ -204,7 +204,8 @@ def test_runs_show_reads_as_a_report_with_failures_first(
     ready("listings", "link", "shop")
     store.fail("sync_listings", ref="SKU-2", times=1)
     run_id = ready.json("listings", "sync", "shop", code=4)["run_id"]
-    head, records = ready("runs", "show", str(run_id)).stdout.split("\nRecords (2, failed first):\n")
+    report = ready("runs", "show", str(run_id)).stdout
+    head, records = report.split("\nRecords (2, failed first):\n")
     lines = head.splitlines()
     assert lines[0] == f"Run {run_id}: sync_listings"
     facts = dict(line.strip().split(None, 1) for line in lines[1:])
