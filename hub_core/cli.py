@@ -239,9 +239,12 @@ def _finish(result: OperationResult, as_json: bool, summary: str | None = None) 
     if as_json:
         _dump(result.to_json())
     else:
-        for record in result.records:
-            if record.outcome != "ok" or len(result.records) <= 50:
-                click.echo(f"{record.outcome:8} {record.ref}  {record.message}".rstrip())
+        # Every record of a small run; of a big one, only those that were not ok.
+        shown = [r for r in result.records if r.outcome != "ok" or len(result.records) <= 50]
+        if shown:
+            _table(["OUTCOME", "REF", "MESSAGE"], ([r.outcome, r.ref, r.message] for r in shown))
+        if len(shown) < len(result.records):
+            click.echo(f"({len(result.records) - len(shown)} ok records not shown.)")
         run = f"run {result.run_id}: " if result.run_id else ""
         click.echo(
             f"{summary or result.operation} — {run}{result.status} ({_counts_text(result.counts)})"

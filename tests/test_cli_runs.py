@@ -215,3 +215,14 @@ def test_runs_show_reads_as_a_report_with_failures_first(
     rows = table(records)
     assert [(r["OUTCOME"], r["REF"]) for r in rows] == [("failed", "SKU-2"), ("ok", "SKU-1")]
     assert rows[0]["MESSAGE"] != "-"
+
+
+def test_an_operations_records_print_as_an_aligned_table(
+    ready: Any, store: FakeStore, table: Callable
+) -> None:
+    store.fail("link_listings", ref="SKU-2", times=1)
+    *records, summary = ready("listings", "link", "shop", code=4).stdout.splitlines()
+    rows = table("\n".join(records))
+    assert {(r["OUTCOME"], r["REF"]) for r in rows} == {("ok", "SKU-1"), ("failed", "SKU-2")}
+    assert all(r["MESSAGE"] != "-" for r in rows)
+    assert summary.startswith("link — run ") and "partial" in summary
