@@ -8,9 +8,13 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 
+from hub_channeladvisor import plugin
+from hub_core.channel import CatalogItem
 from hub_core.cli import cli
+from hub_core.errors import ChannelError
 
 PROFILE = 12345678
 
@@ -66,6 +70,21 @@ def test_an_unreachable_base_url_names_the_url_and_the_key_to_check(
         assert note.startswith("token refresh POST /oauth2/token: connection refused; retry ")
         assert len(note) < 80 and "HTTPConnectionPool" not in note
     assert "shared-secret-XYZ" not in result.output and "refresh-token-ABC" not in result.output
+
+
+def test_an_api_request_to_an_unreachable_base_url_names_it_too(
+    conn: Any, waits: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A valid access token: no refresh, the first request is the API's own.
+    base_url = f"http://127.0.0.1:{_closed_port()}"
+    item = CatalogItem(sku="A-1", title="A", quantity=1, price=None)
+    with pytest.raises(ChannelError) as caught:
+        plugin.hub_link_listings(connection=conn(config={"base_url": base_url}), items=[item])
+    assert str(caught.value).startswith(f"Could not reach ChannelAdvisor at {base_url} (")
+    assert "--set base_url=URL" in str(caught.value)
+    notes = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert len(notes) == len(waits) == 4
+    assert all(n.startswith("GET /v1/Products: connection refused; retry ") for n in notes)
 
 
 def test_an_unreachable_base_url_under_json_is_one_error_document(
