@@ -22,7 +22,7 @@ compared with the hub:
 * every linked listing has the catalog's quantity and price on the channel
   (``mismatched_listings``).
 
-    .venv/bin/python bench/chaos.py [--cycles 6] [--kills 20] [--fault-rate 0.2] \\
+    .venv/bin/python bench/chaos.py [--cycles 8] [--kills 20] [--fault-rate 0.2] \\
         [--seed 1] [--json]
 
 It asserts nothing; ``tests/chaos/`` runs a short version and asserts the zeros.
@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,8 @@ class Chaos:
         self.skus: list[str] = []
         self.created_orders: list[str] = []
         self.cancelled_orders: set[str] = set()
+        self.cancelled_before_import: set[str] = set()
+        self.cancelled_at: dict[str, datetime] = {}
         self.kills = 0
         self.kills_by_way: Counter[str] = Counter()
         self.commands = 0
@@ -105,7 +108,8 @@ class Chaos:
     # -- the hub, as a child process -------------------------------------------------------
 
     def hub(self, *argv: str, crash_at: str | None = None, kill_after: float | None = None):
-        """Run ``hub ARGV``; kill it at ``crash_at`` or after ``kill_after`` seconds.
+        """Run ``hub ARGV``; kill it at ``crash_at``, or ``kill_after`` seconds into its
+        talking to the channel.
 
         :return: (exit code, stdout); -9 when it was killed.
         """
@@ -116,14 +120,14 @@ class Chaos:
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        limit = kill_after if kill_after is not None else COMMAND_LIMIT
+        if kill_after is not None:
+            self._kill_inside(process, kill_after)
         try:
-            out, err = process.communicate(timeout=limit)
+            out, err = process.communicate(timeout=COMMAND_LIMIT)
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)
-            out, err = process.communicate()
-            if kill_after is None:
-                raise SystemExit(f"hub {' '.join(argv)} ran past {COMMAND_LIMIT} s") from None
+            process.communicate()
+            raise SystemExit(f"hub {' '.join(argv)} ran past {COMMAND_LIMIT} s") from None
         self.commands += 1
         code = process.returncode
         if os.environ.get("HUB_CHAOS_TRACE"):
@@ -135,6 +139,20 @@ class Chaos:
             self.kills += 1
             self.kills_by_way["commit_point" if crash_at else "timer"] += 1
         return code, out
+
+    def _kill_inside(self, process: subprocess.Popen[str], delay: float) -> None:
+        """SIGKILL ``process`` ``delay`` seconds after the channel saw its first request (a
+        kill while Python is still starting would test nothing)."""
+        seen = self.harness.sandbox.request_log(entries=False)["total"]
+        deadline = time.monotonic() + COMMAND_LIMIT
+        while process.poll() is None and time.monotonic() < deadline:
+            if self.harness.sandbox.request_log(entries=False)["total"] > seen:
+                try:
+                    process.wait(timeout=delay)
+                except subprocess.TimeoutExpired:
+                    process.send_signal(signal.SIGKILL)
+                return
+            time.sleep(0.02)
 
     def hub_json(self, *argv: str) -> Any:
         """A read-only command's JSON (never killed, never faulted: it reads the database)."""
@@ -151,11 +169,15 @@ class Chaos:
         command = OPERATION_COMMANDS[name]
         if self.rng.random() >= chance:
             self.hub(*command)
-        elif self.rng.random() < 0.5:
+            return
+        if self.rng.random() < 0.5:
             point = self.rng.choice(OPERATION_POINTS[name])
-            self.hub(*command, crash_at=f"{point}:{self.rng.randint(1, 2)}")
+            code, _ = self.hub(*command, crash_at=f"{point}:{self.rng.randint(1, 2)}")
         else:
-            self.hub(*command, kill_after=self.rng.uniform(0.3, 2.5))
+            code, _ = self.hub(*command, kill_after=self.rng.uniform(0.0, 1.5))
+        if code == -signal.SIGKILL:
+            # The next run (cron's, a retry) starts from what the killed one committed.
+            self.hub(*command)
 
     # -- the story -------------------------------------------------------------------------
 
@@ -220,6 +242,33 @@ class Chaos:
             lines = [(sku, self.rng.randint(1, 3)) for sku in skus]
             self.created_orders.append(self.harness.add_order(lines, self.harness.shipping_text))
 
+    def cancel_on_channel(self) -> None:
+        """Now and then the marketplace cancels an order: one the hub has imported (maybe
+        with a shipment recorded, not yet sent), or a new one before the hub saw it."""
+        roll = self.rng.random()
+        if roll < 0.35:
+            orders = self.hub_json("orders", "list", "--connection", CONNECTION)
+            live = [
+                o["channel_order_id"]
+                for o in orders
+                if o["status"] in ("imported", "partially_shipped")
+                and o["channel_order_id"] not in self.cancelled_orders
+            ]
+            if live:
+                self._cancel(self.rng.choice(live))
+        elif roll < 0.5:
+            order_id = self.harness.add_order(
+                [(self.rng.choice(self.skus), 1)], self.harness.shipping_text
+            )
+            self.created_orders.append(order_id)
+            self.cancelled_before_import.add(order_id)
+            self._cancel(order_id)
+
+    def _cancel(self, order_id: str) -> None:
+        self.harness.cancel_order(order_id)
+        self.cancelled_orders.add(order_id)
+        self.cancelled_at[order_id] = datetime.now(UTC)
+
     def record_shipments(self) -> None:
         """Ship some open orders: the whole order, or one line in part."""
         orders = self.hub_json("orders", "list", "--connection", CONNECTION)
@@ -280,6 +329,7 @@ class Chaos:
         self.new_orders()
         self.operation("get_orders")
         self.record_shipments()
+        self.cancel_on_channel()
         self.operation("sync_orders")
 
     def settle(self) -> float:
@@ -301,8 +351,9 @@ class Chaos:
         sandbox = self.harness.sandbox
         hub_orders = self.hub_json("orders", "list", "--connection", CONNECTION)
         ids = Counter(o["channel_order_id"] for o in hub_orders)
-        eligible = set(self.created_orders)
-        channel_orders = {oid: sandbox.get_order(int(oid)) or {} for oid in eligible}
+        status = {o["channel_order_id"]: o["status"] for o in hub_orders}
+        eligible = set(self.created_orders) - self.cancelled_before_import
+        channel_orders = {oid: sandbox.get_order(int(oid)) or {} for oid in self.created_orders}
         unacknowledged = [
             oid for oid, o in channel_orders.items() if not o.get("exported_by") and oid in ids
         ]
@@ -314,6 +365,16 @@ class Chaos:
                 ref = fulfillment.get("SellerFulfillmentID")
                 if ref:
                     on_channel[ref] += 1
+        shipped_after_cancel = 0
+        for oid, cancelled_at in self.cancelled_at.items():
+            for fulfillment in channel_orders[oid].get("Fulfillments", []):
+                created = datetime.fromisoformat(
+                    fulfillment["CreatedDateUtc"].replace("Z", "+00:00")
+                )
+                if str(fulfillment.get("SellerFulfillmentID") or "").startswith("hub-") and (
+                    created > cancelled_at
+                ):
+                    shipped_after_cancel += 1
         live = [s for s in shipments if s["sync_status"] != "cancelled"]
         lost = [
             s
@@ -336,11 +397,18 @@ class Chaos:
                 or product.price != Decimal(str(want["price"]))
             ):
                 mismatched.append(listing["sku"])
+        cancelled_after_import = self.cancelled_orders - self.cancelled_before_import
         return {
             "eligible_orders": len(eligible),
             "imported_orders": len(ids),
             "duplicate_orders": sum(n - 1 for n in ids.values() if n > 1),
             "lost_orders": len(eligible - set(ids)),
+            "cancelled_orders": len(self.cancelled_orders),
+            "cancelled_not_marked": sum(
+                1 for oid in cancelled_after_import if status.get(oid) != "cancelled"
+            ),
+            "imported_after_cancel": len(self.cancelled_before_import & set(ids)),
+            "shipped_after_cancel": shipped_after_cancel,
             "unacknowledged_orders": len(unacknowledged),
             "shipments": len(live),
             "duplicate_shipments": sum(n - 1 for n in on_channel.values() if n > 1),
@@ -407,7 +475,7 @@ class Chaos:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (contract: --cycles --kills --fault-rate --seed --json)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cycles", type=int, default=6, help="story cycles (default 6)")
+    parser.add_argument("--cycles", type=int, default=8, help="story cycles (default 8)")
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs to aim for (20)")
     parser.add_argument("--fault-rate", type=float, default=0.2, help="failing requests (0.2)")
     parser.add_argument("--seed", type=int, default=1, help="seed of every random choice")
@@ -438,6 +506,9 @@ def main(argv: list[str] | None = None) -> int:
             "duplicate_shipments",
             "lost_shipments",
             "mismatched_listings",
+            "cancelled_not_marked",
+            "imported_after_cancel",
+            "shipped_after_cancel",
         )
     )
     return 1 if broken else 0
