@@ -193,6 +193,7 @@ class Chaos:
             self.harness.add_product(sku, 5, Decimal("10.00"))
             self.skus.append(sku)
         rows = [(sku, 1 + i % 9, f"{10 + i}.50") for i, sku in enumerate(self.skus)]
+        rows.append(("NOT-ON-CHANNEL", 3, "5.00"))  # a state (not_found), not a failure
         self.import_catalog(rows)
         values = [f"--set={k}={v}" for k, v in self.harness.connection_values().items()]
         self.must("connections", "add", CONNECTION, "--channel", "channeladvisor", *values)
