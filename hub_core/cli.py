@@ -1054,10 +1054,11 @@ def _run_report(data: dict[str, Any]) -> None:
     started = datetime.fromisoformat(data["started_at"])
     finished = datetime.fromisoformat(data["finished_at"]) if data["finished_at"] else None
     took = f" ({(finished - started).total_seconds():.1f} s)" if finished else ""
+    host = data["host"] or "-"
     facts = [
         ("connection", data["connection"] or "-"),
         ("status", data["status"]),
-        ("started", f"{started:%Y-%m-%d %H:%M:%S} UTC"),
+        ("started", f"{started:%Y-%m-%d %H:%M:%S} UTC by {data['trigger']} on {host}"),
         ("finished", f"{finished:%Y-%m-%d %H:%M:%S} UTC{took}" if finished else "not yet"),
         ("counts", _counts_text(data["counts"])),
     ]

@@ -91,6 +91,19 @@ class RateLimited(ChannelError):
     """The channel kept refusing requests for going over its limits (exit 1)."""
 
 
+class RunInProgress(HubError):
+    """Another run of the same operation on the same connection holds its lease (exit 1).
+
+    ``run_id`` names that run and ``since`` when it started; a task may retry later.
+    """
+
+    def __init__(self, message: str, *, run_id: int, since: Any, expires_at: Any = None):
+        super().__init__(message)
+        self.run_id = run_id
+        self.since = since
+        self.expires_at = expires_at
+
+
 class RecordFailed(HubError):
     """One record failed; the operation goes on with the others (counted, exit 4)."""
 

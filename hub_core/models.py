@@ -274,6 +274,10 @@ class Run(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    #: What started the run: ``cli``, ``dispatch`` or ``schedule``.
+    trigger: Mapped[str] = mapped_column(String(20), default="cli", server_default="cli")
+    #: The host name of the machine that ran it.
+    host: Mapped[str] = mapped_column(String(255), default="", server_default="")
 
     records: Mapped[list[RunRecord]] = relationship(
         back_populates="run", cascade="all, delete-orphan", order_by="RunRecord.id"
@@ -292,6 +296,26 @@ class RunRecord(Base):
     message: Mapped[str] = mapped_column(Text, default="")
 
     run: Mapped[Run] = relationship(back_populates="records")
+
+
+class Lease(Base):
+    """One run at a time per (connection, operation): the run holding it, until ``expires_at``.
+
+    The run renews ``expires_at`` while it works; a run whose process died stops renewing, and
+    once the lease has expired the next run takes it over (see ``hub_core.services.leases``).
+    """
+
+    __tablename__ = "leases"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    operation: Mapped[str] = mapped_column(String(50), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    #: ``host:pid`` of the process holding it.
+    holder: Mapped[str] = mapped_column(String(300))
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
 
 
 class SyncCursor(Base):

@@ -1,4 +1,5 @@
-"""Get orders: each order once (two runs, two concurrent runs), acknowledged only after commit,
+"""Get orders: each order once (two runs; a concurrent run refused by the lease, or racing after
+it lapsed), acknowledged only after commit,
 a crash in between heals, held orders and their release (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
@@ -8,21 +9,22 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from hub_core import hookimpl
 from hub_core.channel import ChannelConnection, ChannelOrder
 from hub_core.db import Database
-from hub_core.errors import ChannelError, InvalidInput
-from hub_core.models import Order, OrderLine
+from hub_core.errors import ChannelError, InvalidInput, RunInProgress
+from hub_core.models import Lease, Order, OrderLine, utcnow
 from hub_core.services import Hub, OperationResult
 from hub_core.services.orders import get_orders, list_orders, show_order
+from hub_core.services.runs import list_runs
 from hub_core.services.shipping import add_mapping
 from hub_fake_channel import plugin as fake_plugin
 from hub_fake_channel.store import FakeStore
@@ -133,14 +135,18 @@ def _run_concurrently(*calls: Callable[[], OperationResult]) -> list[OperationRe
 
 class _BothFetchFirst:
     """The fake channel, except that each get orders waits, once the channel answered, until
-    the other run has its answer too, so both runs try to store the very same orders.
+    the other run has its answer too, so both runs try to store the very same orders. With
+    ``expire_lease`` the first run to get there lets its lease lapse first (as a process
+    stalled past its expiry would), so the other may take it over.
 
     (A wrapper plugin cannot hold a run there: it sees the whole of get orders, storing
     included.)
     """
 
-    def __init__(self, parties: int) -> None:
+    def __init__(self, parties: int, expire_lease: Database | None = None) -> None:
         self.barrier = threading.Barrier(parties, timeout=60)
+        self.expire_lease = expire_lease
+        self.expired = threading.Event()
         for name in dir(fake_plugin):
             if name.startswith("hub_") and name != "hub_get_orders":
                 setattr(self, name, getattr(fake_plugin, name))
@@ -148,18 +154,73 @@ class _BothFetchFirst:
     @hookimpl
     def hub_get_orders(self, connection: ChannelConnection, days: int) -> list[ChannelOrder]:
         orders = list(fake_plugin.hub_get_orders(connection=connection, days=days))
+        if self.expire_lease is not None and not self.expired.is_set():
+            self.expired.set()
+            with self.expire_lease.session() as session:
+                session.execute(update(Lease).values(expires_at=utcnow() - timedelta(seconds=1)))
         self.barrier.wait()
         return orders
 
 
-def test_two_concurrent_runs_import_each_order_once(
+class _HoldInside:
+    """A wrapper plugin: a run waits at the end of get orders (its run still going, its lease
+    held) until ``go`` is set."""
+
+    def __init__(self) -> None:
+        self.fetched = threading.Event()
+        self.go = threading.Event()
+
+    @hookimpl(wrapper=True)
+    def hub_get_orders(self) -> Generator[None, Any, Any]:
+        result = yield
+        self.fetched.set()
+        self.go.wait(timeout=60)
+        return result
+
+
+def test_a_second_run_while_one_works_is_refused_naming_it(
     hub: Hub, mapped: str, store: FakeStore, make_registry: Callable, database_url: str
 ) -> None:
     ids = [store.add_order([("SKU-1", 1)], order_id=f"C-{n:03d}") for n in range(12)]
-    registry = make_registry((_BothFetchFirst(2), "fake"), load_entrypoints=False)
-    hubs = [Hub(db=Database(database_url), registry=registry) for _ in range(2)]
+    hold = _HoldInside()
+    first_hub = Hub(db=Database(database_url), registry=make_registry((hold, "hold")))
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(get_orders(first_hub, mapped)))
+    worker.start()
     try:
-        results = _run_concurrently(*(lambda h=h: get_orders(h, mapped) for h in hubs))
+        assert hold.fetched.wait(timeout=60)
+        with pytest.raises(RunInProgress) as refused:
+            get_orders(hub, mapped)
+    finally:
+        hold.go.set()
+        worker.join(timeout=120)
+        first_hub.db.dispose()
+    [first] = result
+    assert refused.value.run_id == first.run_id
+    assert f"run {first.run_id}, started " in refused.value.message
+    assert int(refused.value.exit_code) == 1
+    assert [r.ref for r in first.records if r.outcome == "ok"] == ids
+    assert [r["run_id"] for r in list_runs(hub)] == [first.run_id]  # the refused run left none
+    assert store.calls()["get_orders"] == 1
+    assert _acknowledged(store) == dict.fromkeys(ids, True)
+
+
+def test_a_run_that_outlived_its_lease_and_its_successor_import_each_order_once(
+    hub: Hub, mapped: str, store: FakeStore, make_registry: Callable, database_url: str
+) -> None:
+    """The lease is the first guard; the database's uniqueness is the second: a run stalled
+    past its lease while its successor works stores nothing twice."""
+    ids = [store.add_order([("SKU-1", 1)], order_id=f"C-{n:03d}") for n in range(12)]
+    stall = _BothFetchFirst(2, expire_lease=hub.db)
+    registry = make_registry((stall, "fake"), load_entrypoints=False)
+    hubs = [Hub(db=Database(database_url), registry=registry) for _ in range(2)]
+
+    def successor() -> OperationResult:
+        assert stall.expired.wait(timeout=60)  # the first run holds the lease, then stalls
+        return get_orders(hubs[1], mapped)
+
+    try:
+        results = _run_concurrently(lambda: get_orders(hubs[0], mapped), successor)
     finally:
         for other in hubs:
             other.db.dispose()
@@ -171,7 +232,6 @@ def test_two_concurrent_runs_import_each_order_once(
     assert imported == ids
     skipped = sorted(ref for run in outcomes for ref, outcome in run if outcome == "skipped")
     assert skipped == ids
-    assert all(result.status == "ok" for result in results)
     assert _acknowledged(store) == dict.fromkeys(ids, True)
     assert all(o["acknowledged"] for o in list_orders(hub, mapped))
 
@@ -265,15 +325,16 @@ def test_cancelled_orders_are_stored_cancelled(hub: Hub, mapped: str, store: Fak
 
 
 def test_two_processes_import_each_order_once(
-    sqlite_url: str, store: FakeStore, tmp_path: Path, hub_cli: Any
+    database_url: str, store: FakeStore, tmp_path: Path, hub_cli: Any
 ) -> None:
-    """Two ``hub orders get`` processes on one SQLite file: no duplicate, all acknowledged."""
+    """Two ``hub orders get`` processes on one database: one may be refused while the other
+    works (exit 1, naming it); no duplicate, all acknowledged."""
     hub_cli("connections", "add", "shop", "--channel", "fake", "--set", f"store={store.path}")
     hub_cli("shipping-mappings", "add", "shop", "--channel-text", "UPS - Ground", "--policy", "std")
     ids = [store.add_order([("SKU-1", 1)], order_id=f"P-{n:03d}") for n in range(20)]
     hub_exe = Path(sys.executable).with_name("hub")
     command = [str(hub_exe)] if hub_exe.exists() else [sys.executable, "-m", "hub_core.cli"]
-    env = {**os.environ, "HUB_DATABASE_URL": sqlite_url, "HUB_DISABLE_PLUGINS": "channeladvisor"}
+    env = {**os.environ, "HUB_DATABASE_URL": database_url, "HUB_DISABLE_PLUGINS": "channeladvisor"}
     processes = [
         subprocess.Popen(
             [*command, "orders", "get", "shop", "--json"],
@@ -286,9 +347,11 @@ def test_two_processes_import_each_order_once(
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=120) for p in processes]
-    for process, (_out, err) in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, err
-    documents = [json.loads(out) for out, _ in outputs]
+    codes = [p.returncode for p in processes]
+    assert 0 in codes, outputs
+    for code, (_out, err) in zip(codes, outputs, strict=True):
+        assert code == 0 or (code == 1 and "is already running: run " in err), err
+    documents = [json.loads(out) for out, _ in outputs if "records" in json.loads(out)]
     imported = [r["ref"] for doc in documents for r in doc["records"] if r["outcome"] == "ok"]
     assert sorted(imported) == ids
     listed = hub_cli.json("orders", "list")

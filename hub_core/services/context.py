@@ -17,11 +17,14 @@ class Hub:
     """What every service needs: the database and the installed channels.
 
     ``progress`` makes a progress reporter for a label (the CLI draws bars on stderr).
+    ``trigger`` is what starts this hub's runs (``cli``, ``dispatch``, ``schedule``); every run
+    records it.
     """
 
     db: Database
     registry: Registry
     progress: Callable[[str], Progress] = lambda label: NullProgress()
+    trigger: str = "cli"
 
     @classmethod
     def open(cls, url: str | None = None, **registry_kwargs: Any) -> Hub:

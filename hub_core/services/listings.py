@@ -471,11 +471,10 @@ def sync_listings(hub: Hub, connection_name: str, *, dry_run: bool = False) -> O
     """
     row, channel, view = open_connection(hub, connection_name, hub.progress("sync"))
     hub.registry.check_supported(channel, "sync_listings")
-    with hub.db.sessions() as session, session.begin():
-        connection = get_connection(session, connection_name)
-        up_to = current_counter(session)
-        updates = pending_updates(session, connection, up_to)
-        if dry_run:
+    if dry_run:
+        with hub.db.sessions() as session, session.begin():
+            connection = get_connection(session, connection_name)
+            updates = pending_updates(session, connection, current_counter(session))
             # Reading must change nothing, not even the pending flags settled on the way.
             session.rollback()
             return OperationResult(
@@ -492,6 +491,11 @@ def sync_listings(hub: Hub, connection_name: str, *, dry_run: bool = False) -> O
                 extra={"dry_run": True},
             )
     with RunRecorder(hub, "sync_listings", row, view.secrets) as run:
+        # Read under the run's lease, so two syncs never both send the same change.
+        with hub.db.session() as session:
+            connection = get_connection(session, connection_name)
+            up_to = current_counter(session)
+            updates = pending_updates(session, connection, up_to)
         view.progress.set_total(len(updates))
         for start in range(0, len(updates), CHUNK):
             chunk = updates[start : start + CHUNK]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from types import TracebackType
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy import delete, insert, select
 from hub_core.channel import Outcome
 from hub_core.errors import HubError, InvalidInput, NotFound, NotSupported, redact, scrub
 from hub_core.models import Connection, Run, RunRecord, utcnow
+from hub_core.services import leases
 from hub_core.services.context import Hub, OperationResult, RecordResult
 
 RECORDS_PER_INSERT = 5000
@@ -43,6 +45,7 @@ class RunRecorder:
         self.status = "running"
         self.message = ""
         self.extra: dict[str, Any] = {}
+        self.lease: leases.LeaseKeeper | None = None
 
     def __enter__(self) -> RunRecorder:
         with self.hub.db.session() as session:
@@ -50,10 +53,25 @@ class RunRecorder:
                 connection_id=self.connection_id,
                 connection_name=self.connection_name,
                 operation=self.operation,
+                trigger=self.hub.trigger,
+                host=socket.gethostname(),
             )
             session.add(run)
             session.flush()
             self.run_id = run.id
+            if self.connection_id is not None:
+                # In the run's own transaction: refused, the run row is never committed.
+                leases.acquire(
+                    session,
+                    self.connection_id,
+                    self.operation,
+                    run.id,
+                    connection_name=self.connection_name,
+                )
+        if self.connection_id is not None:
+            self.lease = leases.LeaseKeeper(
+                self.hub.db, self.connection_id, self.operation, run.id
+            ).start()
         return self
 
     def record(self, ref: str, outcome: Outcome | str, message: str = "") -> None:
@@ -78,8 +96,11 @@ class RunRecorder:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self.lease is not None:
+            self.lease.stop()
         if isinstance(exc, InvalidInput | NotSupported) and not self.records and not self.counts:
-            # Refused before anything happened (exit 2 or 3: nothing changed): no run either.
+            # Refused before anything happened (exit 2 or 3: nothing changed): no run either
+            # (its lease goes with it).
             with self.hub.db.session() as session:
                 session.execute(delete(Run).where(Run.id == self.run_id))
             self.run_id = None
@@ -94,7 +115,12 @@ class RunRecorder:
         else:
             failed = self.counts.get(Outcome.FAILED.value, 0)
             self.status = "partial" if failed else "ok"
+        if self.lease is not None and self.lease.lost:
+            lost = "lease lost: this run stalled past its lease's expiry and another run took over"
+            self.message = f"{self.message} ({lost})" if self.message else lost
         with self.hub.db.session() as session:
+            if self.connection_id is not None:
+                leases.release(session, self.connection_id, self.operation, self.run_id)
             run = session.get(Run, self.run_id)
             assert run is not None
             run.status = self.status
@@ -137,6 +163,8 @@ def run_to_json(run: Run, *, records: bool = True) -> dict[str, Any]:
         "message": run.message,
         "started_at": run.started_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "trigger": run.trigger,
+        "host": run.host,
     }
     if records:
         data["records"] = [

@@ -471,19 +471,9 @@ def sync_orders(hub: Hub, connection_name: str) -> OperationResult:
     """Send every shipment not yet sent (failed ones again) to the channel, once each."""
     row, channel, view = open_connection(hub, connection_name, hub.progress("ship"))
     hub.registry.check_supported(channel, "sync_orders")
-    with hub.db.session() as session:
-        shipments = session.scalars(
-            select(Shipment)
-            .join(Order)
-            .where(Order.connection_id == row.id, Shipment.sync_status.in_([PENDING, FAILED]))
-            .options(
-                selectinload(Shipment.lines).selectinload(ShipmentLine.order_line),
-                selectinload(Shipment.order),
-            )
-            .order_by(Shipment.id)
-        ).all()
-        to_send = [_to_send(s) for s in shipments]
     with RunRecorder(hub, "sync_orders", row, view.secrets) as run:
+        # Read under the run's lease, so two runs never both pick up the same shipment.
+        to_send = _shipments_to_send(hub, row.id)
         view.progress.set_total(len(to_send))
         for start in range(0, len(to_send), CHUNK):
             chunk = to_send[start : start + CHUNK]
@@ -491,6 +481,23 @@ def sync_orders(hub: Hub, connection_name: str) -> OperationResult:
             crash_point("sync_orders.sent")
             _store_outcomes(hub, chunk, outcomes, run)
     return run.result()
+
+
+def _shipments_to_send(hub: Hub, connection_id: int) -> list[ShipmentToSend]:
+    with hub.db.session() as session:
+        shipments = session.scalars(
+            select(Shipment)
+            .join(Order)
+            .where(
+                Order.connection_id == connection_id, Shipment.sync_status.in_([PENDING, FAILED])
+            )
+            .options(
+                selectinload(Shipment.lines).selectinload(ShipmentLine.order_line),
+                selectinload(Shipment.order),
+            )
+            .order_by(Shipment.id)
+        ).all()
+        return [_to_send(s) for s in shipments]
 
 
 def _to_send(shipment: Shipment) -> ShipmentToSend:

@@ -637,19 +637,26 @@ class ChannelContract:
         assert sorted(imported) == sorted([*ids, late]), "an order was imported twice"
 
     def test_get_orders_concurrent_runs_import_each_order_once(self, shop: World) -> None:
-        """Two ``orders get`` running at once (both inside get orders before either asks the
-        channel) import each order once and both succeed."""
+        """A second ``orders get`` while the first is working is refused naming the run in
+        progress (exit 1, before it calls the channel); the first imports each order once."""
         world, harness = shop, shop.harness
         world.require("get_orders")
         ids = [harness.add_order([(f"CON-{n}", 1)], harness.shipping_text) for n in range(5)]
         world.map(harness.shipping_text)
+        # The first run waits there, inside get orders, until this test has run the second.
         world.calls.get_orders_barrier = threading.Barrier(2)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-            runs = [pool.submit(world.cli.in_thread, "orders", "get", CONNECTION) for _ in (1, 2)]
-            codes = [run.result() for run in runs]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            first = pool.submit(world.cli.in_thread, "orders", "get", CONNECTION)
+            for _ in range(3000):  # at most 30 s for the first run to reach the channel
+                if world.calls["get_orders"] or first.done():
+                    break
+                threading.Event().wait(0.01)
+            second = world("orders", "get", CONNECTION, expect=1)
+            world.calls.get_orders_barrier.wait(timeout=30)
+            assert first.result(timeout=60) == 0
         world.calls.get_orders_barrier = None
-        assert codes == [0, 0]
-        assert world.calls["get_orders"] == 2
+        assert "already running" in second.stderr and "run " in second.stderr, second
+        assert world.calls["get_orders"] == 1, "the refused run called the channel"
         assert sorted(world.orders()) == sorted(ids)
         imported = [r["ref"] for r in world.records("get_orders") if r["outcome"] == "ok"]
         assert sorted(imported) == sorted(ids), "an order was imported twice"
