@@ -1,11 +1,13 @@
 """Fixtures for the core's tests: databases (SQLite, and PostgreSQL when reachable), a hub,
 a fake channel store with a connection to it, the CLI, and a throw-away channel plugin.
 
-PostgreSQL: every test using the ``database_url`` fixture (or ``hub``) runs once on SQLite and
-once on the local PostgreSQL (``HUB_TEST_POSTGRES_URL``, default
-``postgresql+psycopg://postgres@127.0.0.1:5432/test``). The session creates a throw-away
-database there, each test a schema in it, and everything is dropped afterwards. When the server
-is unreachable the PostgreSQL cases are skipped, except with ``CI=true``, where they fail.
+PostgreSQL: every test using the ``database_url`` fixture (or ``hub``, ``hub_cli``, ``shop``,
+``cli_shop``: every service and CLI test) runs once on SQLite and once on the local PostgreSQL
+(``HUB_TEST_POSTGRES_URL``, default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``).
+The session creates one throw-away database there and migrates it once; each test starts from
+empty tables (truncated before it runs), and the database is dropped at the end. Migration
+tests take ``fresh_database_url`` instead: an empty schema of their own. When the server is
+unreachable the PostgreSQL cases are skipped, except with ``CI=true``, where they fail.
 """
 
 from __future__ import annotations
@@ -132,15 +134,48 @@ def postgres_database() -> Iterator[str]:
         admin.close()
 
 
+def _admin_dsn(url: str) -> str:
+    """A libpq DSN for psycopg itself (no SQLAlchemy driver name)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_migrated(postgres_database: str) -> str:
+    """The session's PostgreSQL database migrated to head once, with the tables to truncate."""
+    Database(postgres_database).dispose()
+    return postgres_database
+
+
+#: Every table but Alembic's, emptied before each PostgreSQL test.
+_TRUNCATE = "TRUNCATE {} RESTART IDENTITY CASCADE"
+
+
 @pytest.fixture
-def postgres_url(postgres_database: str) -> Iterator[str]:
+def postgres_url(postgres_migrated: str) -> str:
+    """The session's PostgreSQL database at head, every table emptied (ids restart at 1)."""
+    import psycopg
+    from psycopg import sql
+
+    tables = [t.name for t in Base.metadata.sorted_tables]
+    with psycopg.connect(_admin_dsn(postgres_migrated), autocommit=True) as admin:
+        # A connection a previous test left inside a transaction would block TRUNCATE: fail
+        # fast naming it rather than hang.
+        admin.execute("SET lock_timeout = '10s'")
+        admin.execute(
+            sql.SQL(_TRUNCATE).format(sql.SQL(", ").join(sql.Identifier(t) for t in tables))
+        )
+    return postgres_migrated
+
+
+@pytest.fixture
+def postgres_fresh_url(postgres_database: str) -> Iterator[str]:
     """A fresh, empty schema in the session's PostgreSQL database (dropped after the test)."""
     import psycopg
     from psycopg import sql
 
     url = make_url(postgres_database)
     schema = f"t_{secrets.token_hex(6)}"
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = _admin_dsn(postgres_database)
     with psycopg.connect(dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     try:
@@ -154,10 +189,18 @@ def postgres_url(postgres_database: str) -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest) -> str:
-    """The URL of a fresh hub database: once SQLite, once PostgreSQL."""
+    """The URL of an empty hub database at head: once SQLite, once PostgreSQL."""
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a database with no tables at all (for migration tests): SQLite, PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'fresh.db'}"
+    return str(request.getfixturevalue("postgres_fresh_url"))
 
 
 @pytest.fixture
@@ -281,9 +324,10 @@ class HubCli:
 
 
 @pytest.fixture
-def hub_cli(sqlite_url: str, registry: Registry) -> HubCli:
-    """The CLI on a fresh SQLite database, with the installed plugins loaded once."""
-    return HubCli(sqlite_url, registry)
+def hub_cli(database_url: str, registry: Registry) -> HubCli:
+    """The CLI on a fresh database (SQLite and PostgreSQL), with the installed plugins loaded
+    once."""
+    return HubCli(database_url, registry)
 
 
 @pytest.fixture

@@ -40,8 +40,8 @@ def _alembic(url: str, action: str, revision: str) -> None:
         engine.dispose()
 
 
-def test_a_new_database_is_created_at_head(database_url: str) -> None:
-    db = Database(database_url)
+def test_a_new_database_is_created_at_head(fresh_database_url: str) -> None:
+    db = Database(fresh_database_url)
     try:
         assert db.current_revision() == _head()
         tables = set(inspect(db.engine).get_table_names())
@@ -82,9 +82,10 @@ def test_upgrading_twice_is_a_no_op(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         db.dispose()
 
 
-def test_an_older_database_is_migrated_and_keeps_its_data(tmp_path: Path, hub_cli: Any) -> None:
-    path = tmp_path / "old.db"
-    url = f"sqlite:///{path}"
+def test_an_older_database_is_migrated_and_keeps_its_data(
+    fresh_database_url: str, hub_cli: Any
+) -> None:
+    url = fresh_database_url
     _alembic(url, "upgrade", _first_revision())
     engine = create_engine(url)
     with engine.begin() as conn:
@@ -94,24 +95,34 @@ def test_an_older_database_is_migrated_and_keeps_its_data(tmp_path: Path, hub_cl
                 " VALUES ('OLD-1', 'Kept', 3, 4.5, 0, '2026-01-01 00:00:00')"
             )
         )
+        conn.execute(
+            text(
+                "INSERT INTO runs (operation, status, counts, message, started_at)"
+                " VALUES ('catalog_import', 'ok', '{}', '', '2026-01-01 00:00:00')"
+            )
+        )
     engine.dispose()
     cli = type(hub_cli)(url)
     listed = cli.json("catalog", "list")
     assert [(p["sku"], p["title"], p["quantity"]) for p in listed] == [("OLD-1", "Kept", 3)]
+    # Runs from before triggers were recorded read as CLI runs of an unknown host.
+    [run] = cli.json("runs", "list")
+    assert (run["trigger"], run["host"]) == ("cli", "")
     db = Database(url, upgrade=False)
     assert db.current_revision() == _head()
     db.dispose()
 
 
-def test_migrations_go_down_to_base_and_up_again(sqlite_url: str) -> None:
-    _alembic(sqlite_url, "downgrade", "base")
-    db = Database(sqlite_url, upgrade=False)
+def test_migrations_go_down_to_base_and_up_again(fresh_database_url: str) -> None:
+    Database(fresh_database_url).dispose()
+    _alembic(fresh_database_url, "downgrade", "base")
+    db = Database(fresh_database_url, upgrade=False)
     try:
         assert db.current_revision() is None
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
         db.upgrade()
         assert db.current_revision() == _head()
-        assert "orders" in inspect(db.engine).get_table_names()
+        assert {"orders", "leases"} <= set(inspect(db.engine).get_table_names())
     finally:
         db.dispose()
 
