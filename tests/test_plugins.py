@@ -218,10 +218,10 @@ def _exercise(hub: Hub, name: str, store: FakeStore, catalog_file: Callable) -> 
 
 
 def test_a_wrapper_plugin_sees_every_operation_call(
-    sqlite_url: str, store: FakeStore, catalog_file: Callable, make_registry: Callable
+    database_url: str, store: FakeStore, catalog_file: Callable, make_registry: Callable
 ) -> None:
     tracer = _Tracer()
-    hub = Hub.open(sqlite_url, plugins=[(tracer, "tracer")])
+    hub = Hub.open(database_url, plugins=[(tracer, "tracer")])
     add_connection(hub, "shop", "fake", {"store": str(store.path)})
     _exercise(hub, "shop", store, catalog_file)
     assert [hook for hook, _ in tracer.seen] == [
@@ -243,7 +243,7 @@ def test_a_wrapper_plugin_sees_every_operation_call(
 
 
 def test_a_wrapper_can_refuse_a_call_before_the_channel_runs(
-    sqlite_url: str, store: FakeStore, catalog_file: Callable
+    database_url: str, store: FakeStore, catalog_file: Callable
 ) -> None:
     class Guard:
         @hookimpl(wrapper=True)
@@ -251,7 +251,7 @@ def test_a_wrapper_can_refuse_a_call_before_the_channel_runs(
             raise ChannelError("sync listings is paused by the guard")
             yield  # pragma: no cover
 
-    hub = Hub.open(sqlite_url, plugins=[(Guard(), "guard")])
+    hub = Hub.open(database_url, plugins=[(Guard(), "guard")])
     add_connection(hub, "shop", "fake", {"store": str(store.path)})
     import_catalog(hub, catalog_file())
     store.add_product("SKU-1")
@@ -263,11 +263,11 @@ def test_a_wrapper_can_refuse_a_call_before_the_channel_runs(
 
 
 def test_a_call_reaches_only_the_channel_of_its_connection(
-    sqlite_url: str, store: FakeStore, catalog_file: Callable, make_stub: Callable
+    database_url: str, store: FakeStore, catalog_file: Callable, make_stub: Callable
 ) -> None:
     other = make_stub(name="other")
     tracer = _Tracer()
-    hub = Hub.open(sqlite_url, plugins=[(other, "other"), (tracer, "tracer")])
+    hub = Hub.open(database_url, plugins=[(other, "other"), (tracer, "tracer")])
     add_connection(hub, "shop", "fake", {"store": str(store.path)})
     add_connection(hub, "elsewhere", "other", {"account": "a", "token": "t"})
 
@@ -294,7 +294,7 @@ def test_a_call_reaches_only_the_channel_of_its_connection(
 
 
 def test_a_supported_operation_the_plugin_does_not_implement_is_a_plugin_error(
-    sqlite_url: str, make_stub: Callable, catalog_file: Callable
+    database_url: str, make_stub: Callable, catalog_file: Callable
 ) -> None:
     class Lazy:
         """Declares everything supported, implements nothing but the declarations."""
@@ -310,7 +310,7 @@ def test_a_supported_operation_the_plugin_does_not_implement_is_a_plugin_error(
             ):
                 setattr(self, hook, getattr(self.stub, hook))
 
-    hub = Hub.open(sqlite_url, load_entrypoints=False, plugins=[(Lazy(), "lazy")])
+    hub = Hub.open(database_url, load_entrypoints=False, plugins=[(Lazy(), "lazy")])
     add_connection(hub, "l", "lazy", {"account": "a", "token": "t"})
     import_catalog(hub, catalog_file())
     with pytest.raises(PluginError, match="does not implement"):
