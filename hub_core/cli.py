@@ -404,8 +404,19 @@ def connections_list(ctx: click.Context, as_json: bool) -> None:
         click.echo("No connections. Add one with 'hub connections add NAME --channel CHANNEL'.")
         return
     _table(
-        ["NAME", "CHANNEL", "HEALTH"],
-        ([item["name"], item["channel"], item["health"]] for item in data),
+        ["NAME", "CHANNEL", "HEALTH", "NOTE"],
+        (
+            [
+                item["name"],
+                item["channel"],
+                item["health"],
+                "must be reconnected, skipped until then: "
+                f"see 'hub connections show {item['name']}'"
+                if item["needs_reauth"]
+                else "",
+            ]
+            for item in data
+        ),
     )
 
 

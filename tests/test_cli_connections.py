@@ -283,12 +283,18 @@ def test_a_connection_needing_reauth_sends_nothing_until_reconfigured(
     hub.db.dispose()
     shown = cli_shop.json("connections", "show", "shop")
     assert shown["health"] == "needs_reauth" and "r-123" not in shown["health_message"]
+    [listed] = cli_shop.json("connections", "list")
+    assert (listed["health"], listed["needs_reauth"]) == ("needs_reauth", True)
+    text = cli_shop("connections", "list").stdout
+    assert "shop\tfake\tneeds_reauth\tmust be reconnected" in text
     result = cli_shop("listings", "link", "shop", code=1)
     assert "must be reconnected" in result.stderr
     assert "hub connections configure shop" in result.stderr
     assert "link_listings" not in store.calls()
     cli_shop("connections", "configure", "shop", "--set", "api_key=fresh-key")
     assert cli_shop.json("connections", "show", "shop")["health"] == "unknown"
+    assert cli_shop.json("connections", "list")[0]["needs_reauth"] is False
+    assert "must be reconnected" not in cli_shop("connections", "list").stdout
     cli_shop("listings", "link", "shop")  # runs again (the SKUs are not on the channel: a state)
     assert store.calls()["link_listings"] == 1
 

@@ -203,6 +203,8 @@ def describe(hub: Hub, row: Connection) -> dict[str, Any]:
         "settings": settings,
         "health": row.health,
         "health_message": row.health_message,
+        # Operations and the scheduler skip it until it is reconnected.
+        "needs_reauth": row.health == HEALTH_NEEDS_REAUTH,
         "created_at": row.created_at.isoformat(),
     }
 
