@@ -43,6 +43,12 @@ def _fresh_registries() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _no_shared_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process limiter, whatever the environment says (Redis tests set it back)."""
+    monkeypatch.delenv(limiter.REDIS_URL_ENV, raising=False)
+
+
+@pytest.fixture(autouse=True)
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The waits the client chose, in order (nothing really sleeps)."""
     chosen: list[float] = []
