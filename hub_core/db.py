@@ -33,6 +33,41 @@ DEFAULT_DB_NAME = "hub.db"
 def default_url() -> str:
     """``sqlite:///`` the file ``hub.db`` in :func:`hub_home`."""
     return f"sqlite:///{hub_home() / DEFAULT_DB_NAME}"
+#: Connection pool of a server database (PostgreSQL), per process: connections kept open, and
+#: how many more may be opened at a busy moment.
+POOL_SIZE_ENV = "HUB_DATABASE_POOL_SIZE"
+MAX_OVERFLOW_ENV = "HUB_DATABASE_MAX_OVERFLOW"
+DEFAULT_POOL_SIZE = 5
+DEFAULT_MAX_OVERFLOW = 5
+#: Seconds after which a pooled connection is replaced (servers and proxies drop idle ones).
+POOL_RECYCLE_SECONDS = 1800
+
+
+def _env_count(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise InvalidInput(f"{name} must be a whole number, 0 or more; got {raw!r}.")
+    return value
+
+
+def pool_settings(url: str) -> dict[str, Any]:
+    """Engine arguments of the connection pool: for a server database, ``pool_size`` and
+    ``max_overflow`` from the environment, connections checked before use and recycled; for
+    SQLite, SQLAlchemy's defaults."""
+    if url.startswith("sqlite"):
+        return {}
+    return {
+        "pool_size": _env_count(POOL_SIZE_ENV, DEFAULT_POOL_SIZE),
+        "max_overflow": _env_count(MAX_OVERFLOW_ENV, DEFAULT_MAX_OVERFLOW),
+        "pool_pre_ping": True,
+        "pool_recycle": POOL_RECYCLE_SECONDS,
+    }
 
 
 def database_url(url: str | None = None) -> str:
@@ -77,7 +112,8 @@ class Database:
             # Only the default location is ours to create; a URL given names its own place.
             ensure_hub_home()
         try:
-            self.engine: Engine = create_engine(self.url, **engine_kwargs)
+            settings = {**pool_settings(self.url), **engine_kwargs}
+            self.engine: Engine = create_engine(self.url, **settings)
         except (ArgumentError, ImportError, SQLAlchemyError) as exc:
             raise InvalidInput(
                 f"Cannot use the database URL: {exc.__class__.__name__}: {exc}. "

@@ -148,3 +148,29 @@ def test_bad_database_urls(hub_cli: Any) -> None:
     down = type(hub_cli)("postgresql+psycopg://postgres@127.0.0.1:9/none?connect_timeout=2")
     result = down("catalog", "list", code=1)
     assert "Cannot open the database" in result.stderr and "127.0.0.1:9" in result.stderr
+
+
+def test_pool_settings_of_a_server_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub_core.db import pool_settings
+    from hub_core.errors import InvalidInput
+
+    url = "postgresql+psycopg://hub@db/hub"
+    monkeypatch.delenv("HUB_DATABASE_POOL_SIZE", raising=False)
+    monkeypatch.delenv("HUB_DATABASE_MAX_OVERFLOW", raising=False)
+    assert pool_settings(url) == {
+        "pool_size": 5,
+        "max_overflow": 5,
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+    }
+    assert pool_settings("sqlite:///hub.db") == {}
+    monkeypatch.setenv("HUB_DATABASE_POOL_SIZE", "2")
+    monkeypatch.setenv("HUB_DATABASE_MAX_OVERFLOW", "0")
+    db = Database(url, upgrade=False)
+    try:
+        assert (db.engine.pool.size(), db.engine.pool._max_overflow) == (2, 0)  # type: ignore[attr-defined]
+    finally:
+        db.dispose()
+    monkeypatch.setenv("HUB_DATABASE_POOL_SIZE", "many")
+    with pytest.raises(InvalidInput, match="HUB_DATABASE_POOL_SIZE must be a whole number"):
+        pool_settings(url)
