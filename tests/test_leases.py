@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from hub_core.errors import RunInProgress
+from hub_core.errors import InvalidInput, RunInProgress
 from hub_core.models import Connection, Lease, Order, Run, utcnow
 from hub_core.services import Hub
 from hub_core.services.connections import add_connection, get_connection
@@ -95,6 +95,9 @@ def test_a_refused_run_or_a_failed_one_releases_its_lease(
     with pytest.raises(RuntimeError), RunRecorder(hub, "get_orders", shop):
         raise RuntimeError("boom")
     assert _leases(hub) == []
+    with pytest.raises(InvalidInput), RunRecorder(hub, "get_orders", shop) as refused:
+        raise InvalidInput("bad input: nothing changed")
+    assert refused.run_id is None and _leases(hub) == []
     with RunRecorder(hub, "get_orders", shop) as after:
         pass
     assert after.status == "ok"

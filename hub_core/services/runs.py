@@ -99,9 +99,10 @@ class RunRecorder:
         if self.lease is not None:
             self.lease.stop()
         if isinstance(exc, InvalidInput | NotSupported) and not self.records and not self.counts:
-            # Refused before anything happened (exit 2 or 3: nothing changed): no run either
-            # (its lease goes with it).
+            # Refused before anything happened (exit 2 or 3: nothing changed): no run either.
             with self.hub.db.session() as session:
+                if self.connection_id is not None:
+                    leases.release(session, self.connection_id, self.operation, self.run_id)
                 session.execute(delete(Run).where(Run.id == self.run_id))
             self.run_id = None
             return
