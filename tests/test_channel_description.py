@@ -166,14 +166,14 @@ def test_the_core_names_no_channels_keys_when_the_plugin_gives_no_advice(
 
 
 def test_a_refusal_during_an_operation_gives_the_plugins_one_command(
-    sqlite_url: str, catalog_file: Callable
+    database_url: str, catalog_file: Callable
 ) -> None:
     from hub_core.services.catalog import import_catalog
     from hub_core.services.connections import add_connection
     from hub_core.services.listings import link_listings
 
     plugin = Described()
-    hub = Hub(db=Database(sqlite_url), registry=registry_of((plugin, "described")))
+    hub = Hub(db=Database(database_url), registry=registry_of((plugin, "described")))
     add_connection(hub, "shop", "described", {"account": "a", "token": "tok-secret-9"})
     import_catalog(hub, catalog_file())
     with pytest.raises(NeedsReauth) as caught:
@@ -215,7 +215,7 @@ def test_connections_test_checks_a_needs_reauth_connection_and_passing_marks_it_
 
 
 def test_connections_test_on_a_still_refused_connection_says_the_one_fix(
-    hub_cli: Any, sqlite_url: str
+    hub_cli: Any, database_url: str
 ) -> None:
     plugin = Described(token_ok=False)
     registry = registry_of((plugin, "described"))
@@ -223,7 +223,7 @@ def test_connections_test_on_a_still_refused_connection_says_the_one_fix(
         "connections", "add", "shop", "--channel", "described", "--set", "account=a",
         "--set", "token=tok-secret-9", registry=registry,
     )  # fmt: skip
-    _mark_needs_reauth(sqlite_url, registry, "Described Shop refused the token")
+    _mark_needs_reauth(database_url, registry, "Described Shop refused the token")
     result = hub_cli("connections", "test", "shop", code=1, registry=registry)
     assert plugin.calls == ["test_connection"]
     assert "FAIL token: Described Shop refused the token again" in result.stdout

@@ -228,7 +228,8 @@ def test_a_run_killed_mid_way_is_resumed_after_its_lease_expires(
     sandbox.sandbox.configure(latency_ms=15)  # each acknowledgement (one call each) takes time
     hub_exe = Path(sys.executable).with_name("hub")
     command = [str(hub_exe)] if hub_exe.exists() else [sys.executable, "-m", "hub_core.cli"]
-    env = {**os.environ, "HUB_DATABASE_URL": database_url, LEASE_SECONDS_ENV: "2"}
+    # Long enough that the refusal below comes before the expiry even on a busy machine.
+    env = {**os.environ, "HUB_DATABASE_URL": database_url, LEASE_SECONDS_ENV: "10"}
     process = subprocess.Popen(
         [*command, "orders", "get", "shop"],
         env=env,
