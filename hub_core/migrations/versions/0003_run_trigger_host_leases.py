@@ -1,7 +1,7 @@
 """runs: trigger and host; leases (one run at a time per connection and operation)
 
-Revision ID: 0002_run_trigger_host_leases
-Revises: 0001
+Revision ID: 0003_run_trigger_host_leases
+Revises: 0002_encrypt_connection_secrets
 Create Date: 2026-12-02 20:50:00
 
 (Revision ids stay within 32 characters: PostgreSQL's alembic_version column is varchar(32).)
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_run_trigger_host_leases"
-down_revision = "0001"
+revision = "0003_run_trigger_host_leases"
+down_revision = "0002_encrypt_connection_secrets"
 branch_labels = None
 depends_on = None
 
