@@ -48,6 +48,8 @@ from typing import Any
 
 from hub_channeladvisor_sandbox.harness import ChannelAdvisorHarness
 from hub_core.crash import CRASH_ENV, POINTS
+from hub_core.db import Database
+from hub_core.services.leases import expire_all
 
 CONNECTION = "shop"
 #: The fault kinds of a chaos run; each gets an equal share of the fault rate.
@@ -136,6 +138,12 @@ class Chaos:
                 print("      " + err.strip().replace("\n", "\n      ")[-1500:], file=sys.stderr)
         self.exit_codes[code] += 1
         if code == -signal.SIGKILL:
+            # Time passes: the dead run's lease expires and the next run may take over.
+            db = Database(self.database_url, upgrade=False)
+            try:
+                expire_all(db)
+            finally:
+                db.dispose()
             self.kills += 1
             self.kills_by_way["commit_point" if crash_at else "timer"] += 1
         return code, out
