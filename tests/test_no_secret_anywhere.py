@@ -196,12 +196,12 @@ def test_a_whole_story_leaves_no_secret_in_output_logs_records_or_the_database_f
 
 
 def test_the_stored_secrets_are_the_ones_given_and_survive_a_rotation(
-    hub_cli: Any, sqlite_url: str, store: FakeStore, registry: Registry
+    hub_cli: Any, store: FakeStore, registry: Registry
 ) -> None:
     hub_cli("connections", "add", FAKE, "--channel", "fake",
             "--set", f"store={store.path}", "--set", f"api_key={FAKE_API_KEY}")  # fmt: skip
     hub_cli("secrets", "rotate-key")
-    hub = Hub(db=Database(sqlite_url), registry=registry)
+    hub = Hub(db=Database(hub_cli.url), registry=registry)
     try:
         _, _, view = open_connection(hub, FAKE)
         assert view.config["api_key"] == FAKE_API_KEY

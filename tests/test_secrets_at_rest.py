@@ -25,6 +25,15 @@ from hub_core.services import Hub
 from hub_core.services.connections import open_connection
 from hub_fake_channel.store import FakeStore
 
+
+@pytest.fixture
+def hub_cli(sqlite_url: str, registry: Registry) -> Any:
+    """The CLI on the SQLite file these tests read byte by byte (their PostgreSQL variants
+    use ``hub``)."""
+    from tests.conftest import HubCli
+
+    return HubCli(sqlite_url, registry)
+
 SECRET = "sk-at-rest-3c9d1e7f"
 TODAY_DUMP = Path(__file__).parent / "data" / "hub-0.1.0-plain-secrets.sql"
 #: The secrets in TODAY_DUMP, as hub-core 0.1.0 stored them (plain text).
