@@ -61,7 +61,7 @@ def test_text_output_of_add_and_list(hub_cli: Any, store: FakeStore, table: Call
     out = hub_cli("connections", "add", "shop", "--channel", "fake", "--set", f"store={store.path}")
     assert "Added connection 'shop' (fake)" in out.stdout
     assert table(hub_cli("connections", "list").stdout) == [
-        {"NAME": "shop", "CHANNEL": "fake", "HEALTH": "unknown"}
+        {"NAME": "shop", "CHANNEL": "fake", "HEALTH": "unknown", "NOTE": "-"}
     ]
 
 
@@ -271,7 +271,7 @@ def test_removing_a_connection_removes_what_was_stored_for_it(
 
 
 def test_a_connection_needing_reauth_sends_nothing_until_reconfigured(
-    cli_shop: Any, store: FakeStore, catalog_file: Callable, registry: Any
+    cli_shop: Any, store: FakeStore, catalog_file: Callable, registry: Any, table: Callable
 ) -> None:
     from hub_core.db import Database
     from hub_core.services import Hub
@@ -286,7 +286,14 @@ def test_a_connection_needing_reauth_sends_nothing_until_reconfigured(
     [listed] = cli_shop.json("connections", "list")
     assert (listed["health"], listed["needs_reauth"]) == ("needs_reauth", True)
     text = cli_shop("connections", "list").stdout
-    assert "shop\tfake\tneeds_reauth\tmust be reconnected" in text
+    assert table(text) == [
+        {
+            "NAME": "shop",
+            "CHANNEL": "fake",
+            "HEALTH": "needs_reauth",
+            "NOTE": "must be reconnected, skipped until then: see 'hub connections show shop'",
+        }
+    ]
     result = cli_shop("listings", "link", "shop", code=1)
     assert "must be reconnected" in result.stderr
     assert "hub connections configure shop" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -211,7 +212,8 @@ def test_runs_show_reads_as_a_report_with_failures_first(
     facts = dict(line.strip().split(None, 1) for line in lines[1:])
     assert facts["connection"] == "shop" and facts["status"] == "partial"
     assert facts["counts"] == "failed: 1, ok: 1, sent: 1"
-    assert facts["started"].endswith("UTC") and facts["finished"].endswith(" s)")
+    assert facts["started"].endswith("UTC by cli on " + socket.gethostname())
+    assert facts["finished"].endswith(" s)")
     rows = table(records)
     assert [(r["OUTCOME"], r["REF"]) for r in rows] == [("failed", "SKU-2"), ("ok", "SKU-1")]
     assert rows[0]["MESSAGE"] != "-"
