@@ -15,7 +15,6 @@ import traceback
 import warnings
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import click
@@ -34,6 +33,7 @@ from hub_core.services import secrets as secret_service
 from hub_core.services import shipments as shipment_service
 from hub_core.services import shipping as shipping_service
 from hub_core.services.operations import run_connection
+from hub_core.values import MAX_ID, parse_quantity
 
 DEBUG_ENV = "HUB_DEBUG"
 
@@ -255,15 +255,28 @@ def _finish(result: OperationResult, as_json: bool, summary: str | None = None) 
         raise click.exceptions.Exit(int(result.exit_code))
 
 
-def _key_values(values: tuple[str, ...], flag: str) -> dict[str, str]:
+def _key_values(
+    values: tuple[str, ...], flag: str, example: str | None = None
+) -> dict[str, str]:
+    """``KEY=VALUE`` options as a dict; refuses a value without ``=`` or with an empty key."""
     parsed: dict[str, str] = {}
     bad = [v for v in values if "=" not in v or not v.split("=", 1)[0].strip()]
     if bad:
-        raise InvalidInput(f"{flag} takes KEY=VALUE; got {', '.join(repr(b) for b in bad)}.")
+        form = "SKU=QTY" if flag == "--item" else "KEY=VALUE"
+        hint = f" Example: {flag} {example}" if example else ""
+        raise InvalidInput(f"{flag} takes {form}; got {', '.join(repr(b) for b in bad)}.{hint}")
     for value in values:
         key, _, val = value.partition("=")
         parsed[key.strip()] = val
     return parsed
+
+
+def _no_empty(ctx: click.Context, param: click.Parameter, values: Any) -> Any:
+    """Refuse an empty or blank value of an option that names something (``--sku ""``)."""
+    given = values if isinstance(values, tuple) else (values,)
+    if any(isinstance(v, str) and not v.strip() for v in given):
+        raise click.BadParameter("is empty; give a value, e.g. --sku TSHIRT-M")
+    return values
 
 
 # ------------------------------------------------------------------------------------------
@@ -482,30 +495,18 @@ def catalog_import(ctx: click.Context, file: str, as_json: bool) -> None:
     _finish(catalog_service.import_catalog(_hub(ctx), file), as_json, "catalog import")
 
 
-def _decimal(ctx: click.Context, param: click.Parameter, value: str | None) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        result = Decimal(value)
-    except InvalidOperation:
-        raise click.BadParameter(f"{value!r} is not a number, e.g. 19.99") from None
-    if not result.is_finite():
-        raise click.BadParameter(f"{value!r} is not a number, e.g. 19.99")
-    return result
-
-
 @catalog_group.command("set")
 @click.argument("sku")
-@click.option("--quantity", type=int, help="New quantity (0 or more).")
-@click.option("--price", callback=_decimal, help="New price, e.g. 19.99.")
+@click.option("--quantity", metavar="N", help="New quantity, 0 to 2,147,483,647.")
+@click.option("--price", metavar="P", help="New price, e.g. 19.99 (at most 2 decimals).")
 @click.option("--title", help="New title.")
 @json_option
 @click.pass_context
 def catalog_set(
     ctx: click.Context,
     sku: str,
-    quantity: int | None,
-    price: Decimal | None,
+    quantity: str | None,
+    price: str | None,
     title: str | None,
     as_json: bool,
 ) -> None:
@@ -544,7 +545,9 @@ def listings_group() -> None:
     """Link catalog SKUs to channel products and keep them in sync."""
 
 
-_sku_option = click.option("--sku", "skus", multiple=True, metavar="SKU", help="A catalog SKU.")
+_sku_option = click.option(
+    "--sku", "skus", multiple=True, metavar="SKU", callback=_no_empty, help="A catalog SKU."
+)
 
 
 @listings_group.command("link")
@@ -801,13 +804,15 @@ def orders_explain(ctx: click.Context, name: str, channel_order_id: str, as_json
 
 
 def _items(values: tuple[str, ...]) -> dict[str, int]:
+    """``--item SKU=QTY`` options as SKU -> quantity (a SKU given twice adds up)."""
     items: dict[str, int] = {}
-    for sku, quantity in _key_values(values, "--item").items():
+    for sku, quantity in _key_values(values, "--item", "TSHIRT-M=2").items():
         try:
-            items[sku] = items.get(sku, 0) + int(quantity)
-        except ValueError:
+            items[sku] = items.get(sku, 0) + parse_quantity(quantity)
+        except ValueError as exc:
             raise InvalidInput(
-                f"--item {sku}={quantity}: the quantity must be a whole number, e.g. {sku}=2."
+                f"--item {sku}={quantity}: the quantity {exc}. Give --item SKU=QTY, "
+                f"e.g. --item {sku}=2."
             ) from None
     return items
 
@@ -1048,7 +1053,7 @@ def runs_list(ctx: click.Context, connection: str | None, as_json: bool) -> None
 
 
 @runs_group.command("show")
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=click.IntRange(1, MAX_ID))
 @json_option
 @click.pass_context
 def runs_show(ctx: click.Context, run_id: int, as_json: bool) -> None:

@@ -104,11 +104,10 @@ def test_bad_rows_are_reported_with_line_numbers_and_good_rows_import(
     messages = {r.ref.split(" (")[0]: r.message for r in result.records}
     assert set(messages) == {"line 3", "line 4", "line 5", "line 6", "line 7"}
     assert "quantity" in messages["line 3"]
-    assert "sku" in messages["line 4"]
+    assert messages["line 4"] == "SKU is empty (line 4)"
     assert "price" in messages["line 5"]
     assert "line 2" in messages["line 6"]
     assert "too many values" in messages["line 7"]
-    assert "sku" in messages["line 4"]
     assert [p["sku"] for p in list_catalog(hub)] == ["A", "E"]
 
 
@@ -236,7 +235,7 @@ def test_cli_set_refuses_bad_input(
     assert "'NOPE'" in hub_cli("catalog", "set", "NOPE", "--quantity", "1", code=2).stderr
     assert "Nothing to change" in hub_cli("catalog", "set", "SKU-1", code=2).stderr
     assert "--quantity" in hub_cli("catalog", "set", "SKU-1", "--quantity", "-1", code=2).stderr
-    assert "not a number" in hub_cli("catalog", "set", "SKU-1", "--price", "cheap", code=2).stderr
+    assert "decimal number" in hub_cli("catalog", "set", "SKU-1", "--price", "cheap", code=2).stderr
     assert "--price" in hub_cli("catalog", "set", "SKU-1", "--price", "-2", code=2).stderr
     assert db_snapshot(hub_cli.url) == before
 

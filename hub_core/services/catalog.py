@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import select, update
@@ -23,45 +23,80 @@ from hub_core.errors import InvalidInput, NotFound
 from hub_core.models import CatalogProduct, Counter
 from hub_core.services.context import Hub, OperationResult
 from hub_core.services.runs import RunRecorder
+from hub_core.values import is_blank, parse_money, parse_quantity
 
 CATALOG_COUNTER = "catalog"
 REQUIRED_COLUMNS = ("sku", "title", "quantity", "price")
 OPTIONAL_COLUMNS = ("upc", "msrp", "cost")
 CHUNK = 2000
+MAX_SKU = 200
+MAX_TITLE = 10000
+MAX_UPC = 40
+EMPTY_SKU = "SKU is empty"
 
 
-class _OptionalDecimal(fields.Decimal):
-    """A decimal that reads an empty CSV cell as absent."""
+class _Quantity(fields.Field):
+    """A quantity by :func:`~hub_core.values.parse_quantity` (0 to 2,147,483,647)."""
 
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        if value in ("", None):
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
+        try:
+            return parse_quantity(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class _Money(fields.Field):
+    """Money by :func:`~hub_core.values.parse_money`; optional ones read an empty cell as absent."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Decimal | None:
+        if not self.required and is_blank(value):
             return None
-        return super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return parse_money(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
 
 
-class _WholeNumber(fields.Integer):
-    """An integer that refuses a fraction (JSON ``1.5``) instead of truncating it."""
+class _Text(fields.String):
+    """Text without NUL characters (PostgreSQL cannot store them; they mean a binary file)."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, float) and not value.is_integer():
-            raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if isinstance(text, str) and "\x00" in text:
+            raise ValidationError("contains a NUL character; is the file text?")
+        return text
+
+
+def _check_sku(value: str) -> None:
+    if not value.strip():
+        raise ValidationError(EMPTY_SKU)
+    if value != value.strip():
+        raise ValidationError("SKU has spaces at its start or end; remove them")
+    if len(value) > MAX_SKU:
+        raise ValidationError(f"SKU is longer than {MAX_SKU} characters")
 
 
 class CatalogRowSchema(Schema):
     """One catalog row; reports every problem of the row at once."""
 
-    sku = fields.String(
+    sku = _Text(
         required=True,
-        validate=[validate.Length(min=1, max=200), validate.Regexp(r"^\S(.*\S)?$")],
-        error_messages={"required": "sku is required"},
+        validate=_check_sku,
+        error_messages={"required": EMPTY_SKU, "null": EMPTY_SKU},
     )
-    title = fields.String(required=True, validate=validate.Length(max=10000))
-    quantity = _WholeNumber(required=True, strict=False, validate=validate.Range(min=0))
-    price = fields.Decimal(required=True, places=4, validate=validate.Range(min=0))
-    upc = fields.String(allow_none=True, load_default=None)
-    msrp = _OptionalDecimal(allow_none=True, load_default=None, validate=validate.Range(min=0))
-    cost = _OptionalDecimal(allow_none=True, load_default=None, validate=validate.Range(min=0))
+    title = _Text(
+        required=True,
+        validate=validate.Length(max=MAX_TITLE, error=f"is longer than {MAX_TITLE:,} characters"),
+    )
+    quantity = _Quantity(required=True)
+    price = _Money(required=True)
+    upc = _Text(
+        allow_none=True,
+        load_default=None,
+        validate=validate.Length(max=MAX_UPC, error=f"is longer than {MAX_UPC} characters"),
+    )
+    msrp = _Money(allow_none=True, load_default=None)
+    cost = _Money(allow_none=True, load_default=None)
 
 
 def bump_counter(session: Session, name: str = CATALOG_COUNTER) -> int:
@@ -96,49 +131,119 @@ def not_utf8(path: Path) -> InvalidInput:
     )
 
 
-def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line number, row)`` from a .csv or .json file."""
+#: Separators a CSV file may use; the header line decides which (spreadsheets set to a
+#: European locale save ``;``-separated "CSV").
+SEPARATORS = {",": "commas", ";": "semicolons", "\t": "tabs"}
+
+
+class CsvTable:
+    """A CSV file read as rows of lower-case column names, with line numbers.
+
+    The separator is detected from the header line: the one that splits it into the most
+    known columns (``,`` when none does better). Column names are compared without case and
+    surrounding spaces. A line with more values than the header has, or a field too large to
+    be a value (often a quote left open), is reported instead of read wrongly.
+    """
+
+    def __init__(self, path: Path, handle: TextIO, known: Sequence[str]) -> None:
+        self.path = path
+        header = handle.readline()
+        handle.seek(0)
+        self.separator = max(
+            SEPARATORS, key=lambda sep: (_known_count(header, sep, known), sep == ",")
+        )
+        self.reader = csv.DictReader(handle, delimiter=self.separator, restval="")
+        try:
+            names = self.reader.fieldnames or []
+        except csv.Error as exc:
+            raise self.broken(exc) from None
+        self.columns = [name.strip().lower() for name in names]
+        self.reader.fieldnames = self.columns
+
+    def check_columns(self, required: Sequence[str], optional: Sequence[str]) -> None:
+        """Refuse a file whose header lacks a required column or names an unknown one."""
+        layout = f"{','.join(required)}[,{','.join(optional)}]"
+        missing = [c for c in required if c not in self.columns]
+        if missing:
+            hint = ""
+            if self.columns and len(self.columns) == 1:
+                hint = f" (the header {self.columns[0]!r} has a single column: are the columns "
+                hint += "separated by commas?)"
+            raise InvalidInput(
+                f"{self.path}: missing column{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)}{hint}. The first line must name the columns {layout}, "
+                "separated by commas (or semicolons)."
+            )
+        unknown = [c for c in self.columns if c not in (*required, *optional)]
+        if unknown:
+            raise InvalidInput(
+                f"{self.path}: unknown column{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(repr(c) for c in unknown)}. Valid columns: "
+                f"{', '.join((*required, *optional))}."
+            )
+
+    def rows(self) -> Iterator[tuple[int, dict[str, str] | str]]:
+        """Yield ``(line number, row)``; the row is a problem's text for a malformed line."""
+        reader = self.reader
+        try:
+            for raw in reader:
+                if None in raw:
+                    count = len(self.columns) + len(raw[None])  # type: ignore[index, arg-type]
+                    yield (
+                        reader.line_num,
+                        f"too many values on this line ({count}; the header has "
+                        f"{len(self.columns)}): a value holding a "
+                        f'{SEPARATORS[self.separator][:-1]} must be quoted, e.g. "Mug, blue"',
+                    )
+                    continue
+                yield reader.line_num, {k: (v or "").strip() for k, v in raw.items()}
+        except csv.Error as exc:
+            raise self.broken(exc) from None
+
+    def broken(self, exc: csv.Error) -> InvalidInput:
+        """The error for a file the CSV reader cannot go on with; nothing is imported."""
+        line = self.reader.line_num
+        text = str(exc)
+        if "field larger than field limit" in text:
+            text = (
+                f"a value longer than {csv.field_size_limit():,} characters (a quote left "
+                "open makes the rest of the file one value)"
+            )
+        return InvalidInput(
+            f"{self.path}: line {line}: {text}. Fix the file and import it again; nothing was "
+            "imported."
+        )
+
+
+def _known_count(header: str, separator: str, known: Sequence[str]) -> int:
+    names = [name.strip().strip('"').lower() for name in header.strip("\r\n").split(separator)]
+    return sum(1 for name in names if name in known)
+
+
+def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """Yield ``(line number, row)`` from a .csv or .json file; a problem's text for a bad row."""
     try:
         yield from _read_text_rows(path)
     except UnicodeDecodeError:
         raise not_utf8(path) from None
 
 
-def _read_text_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_text_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            columns = [c.strip() for c in (reader.fieldnames or [])]
-            missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-            if missing:
-                raise InvalidInput(
-                    f"{path}: missing column{'s' if len(missing) > 1 else ''} "
-                    f"{', '.join(missing)}. The first line must name the columns "
-                    f"{','.join(REQUIRED_COLUMNS)}[,{','.join(OPTIONAL_COLUMNS)}]."
-                )
-            unknown = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-            if unknown:
-                raise InvalidInput(
-                    f"{path}: unknown column{'s' if len(unknown) > 1 else ''} "
-                    f"{', '.join(unknown)}. Valid columns: "
-                    f"{', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}."
-                )
-            for row in reader:
-                cleaned = {
-                    (k or "").strip(): (v.strip() if isinstance(v, str) else v)
-                    for k, v in row.items()
-                }
-                if None in row or ("" in cleaned and cleaned.get("") is not None):
-                    cleaned = {"_extra": "too many values on this line"}
-                yield reader.line_num, cleaned
+            table = CsvTable(path, handle, REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
+            table.check_columns(REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
+            yield from table.rows()
     elif suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             raise InvalidInput(
                 f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."
             ) from None
+        except RecursionError:
+            raise InvalidInput(f"{path}: the JSON is nested too deeply to be a catalog.") from None
         if isinstance(data, dict) and isinstance(data.get("products"), list):
             data = data["products"]
         if not isinstance(data, list):
@@ -146,20 +251,42 @@ def _read_text_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 f'{path}: expected a JSON list of products (or {{"products": [...]}}).'
             )
         for index, row in enumerate(data, start=1):
-            yield index, row if isinstance(row, dict) else {"_extra": "not a JSON object"}
+            if not isinstance(row, dict):
+                yield index, "not a JSON object"
+                continue
+            keys = {str(k).strip().lower(): v for k, v in row.items()}
+            valid = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+            unknown = sorted(k for k in keys if k not in valid)
+            if unknown:
+                plural = "s" if len(unknown) > 1 else ""
+                yield index, f"unknown key{plural} {', '.join(unknown)} (valid: {', '.join(valid)})"
+                continue
+            yield index, keys
     else:
         raise InvalidInput(
             f"{path}: unsupported file type {suffix or '(none)'!r}; use a .csv or .json file."
         )
 
 
-def _row_errors(exc: ValidationError) -> str:
+def _no_constant(name: str) -> str:
+    # JSON has no NaN or Infinity, but Python's reader turns them into floats: keep them as
+    # text, which the number checks refuse with their usual message.
+    return name
+
+
+def _row_errors(exc: ValidationError, line: int) -> str:
     messages = exc.messages if isinstance(exc.messages, dict) else {"row": exc.messages}
     parts = []
+    sku_part = ""
     for key, errs in messages.items():
         text = "; ".join(str(e) for e in (errs if isinstance(errs, list) else [errs]))
-        parts.append(f"{key}: {text}")
-    return ", ".join(parts)
+        if key == "sku":
+            sku_part = f"{text} (line {line})"
+        else:
+            parts.append(f"{key}: {text}")
+    if sku_part:
+        return "; ".join([sku_part, *parts])
+    return f"line {line}: " + ", ".join(parts)
 
 
 def import_catalog(hub: Hub, file: str | Path) -> OperationResult:
@@ -176,14 +303,15 @@ def import_catalog(hub: Hub, file: str | Path) -> OperationResult:
     line_of: dict[str, int] = {}
     with RunRecorder(hub, "catalog_import") as run:
         for line, row in _read_rows(path):
-            if "_extra" in row:
-                run.record(f"line {line}", Outcome.FAILED, f"line {line}: {row['_extra']}")
+            if isinstance(row, str):
+                run.record(f"line {line}", Outcome.FAILED, f"line {line}: {row}")
                 continue
             try:
                 values = schema.load({k: v for k, v in row.items() if k})
             except ValidationError as exc:
-                ref = f"line {line}" + (f" ({row.get('sku')})" if row.get("sku") else "")
-                run.record(ref, Outcome.FAILED, f"line {line}: {_row_errors(exc)}")
+                sku = row.get("sku")
+                ref = f"line {line}" + (f" ({sku})" if isinstance(sku, str) and sku else "")
+                run.record(ref, Outcome.FAILED, _row_errors(exc, line))
                 continue
             sku = values["sku"]
             if sku in good:
@@ -250,17 +378,36 @@ def set_product(
     hub: Hub,
     sku: str,
     *,
-    quantity: int | None = None,
-    price: Decimal | None = None,
+    quantity: int | str | None = None,
+    price: Decimal | str | None = None,
     title: str | None = None,
 ) -> dict[str, Any]:
-    """Change one product's quantity, price or title."""
+    """Change one product's quantity, price or title.
+
+    Values follow the rules of :mod:`hub_core.values`; every bad one is named at once and
+    nothing is changed.
+    """
     if quantity is None and price is None and title is None:
         raise InvalidInput("Nothing to change: give --quantity, --price or --title.")
-    if quantity is not None and quantity < 0:
-        raise InvalidInput(f"--quantity must be 0 or more, got {quantity}.")
-    if price is not None and price < 0:
-        raise InvalidInput(f"--price must be 0 or more, got {price}.")
+    problems = []
+    if not sku.strip():
+        problems.append(f"{EMPTY_SKU}: give the SKU of a catalog product")
+    if quantity is not None:
+        try:
+            quantity = parse_quantity(quantity)
+        except ValueError as exc:
+            problems.append(f"--quantity {exc}")
+    if price is not None:
+        try:
+            price = parse_money(price)
+        except ValueError as exc:
+            problems.append(f"--price {exc}")
+    if title is not None and not title.strip():
+        problems.append("--title is empty; give the product's title")
+    elif title is not None and len(title) > MAX_TITLE:
+        problems.append(f"--title is longer than {MAX_TITLE:,} characters")
+    if problems:
+        raise InvalidInput(f"Cannot change {sku!r}:", errors=problems)
     with hub.db.session() as session:
         product = session.scalar(select(CatalogProduct).where(CatalogProduct.sku == sku))
         if product is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -20,6 +20,7 @@ from hub_core.services.connections import get_connection, open_connection
 from hub_core.services.context import Hub, OperationResult
 from hub_core.services.runs import RunRecorder
 from hub_core.services.shipping import HELD, IMPORTED, hold_reason, mappings_of
+from hub_core.values import MAX_DAYS
 
 #: Orders stored per transaction; each batch is acknowledged right after its commit.
 CHUNK = 100
@@ -50,18 +51,30 @@ def require_mappings(hub: Hub, channel: Channel, connection_name: str) -> None:
             )
 
 
+def _order_days(settings: Mapping[str, Any], connection_name: str) -> int:
+    """The connection's ``order_days`` setting, refused when outside 1..MAX_DAYS."""
+    days = int(settings.get("order_days", 7))
+    if not 1 <= days <= MAX_DAYS:
+        raise InvalidInput(
+            f"The setting order_days of {connection_name!r} is {days}; it must be from 1 to "
+            f"{MAX_DAYS}. Fix it with 'hub connections configure {connection_name} --set "
+            "order_days=7'."
+        )
+    return days
+
+
 def get_orders(hub: Hub, connection_name: str, days: int | None = None) -> OperationResult:
     """Import new eligible orders, each exactly once, then acknowledge them to the channel.
 
     Orders are committed in batches; a batch is acknowledged only after its commit. Orders
     stored earlier but never acknowledged (a crash in between) are acknowledged first.
     """
-    if days is not None and days < 1:
-        raise InvalidInput(f"--days must be 1 or more, got {days}.")
+    if days is not None and not 1 <= days <= MAX_DAYS:
+        raise InvalidInput(f"--days must be from 1 to {MAX_DAYS}, got {days}.")
     row, channel, view = open_connection(hub, connection_name, hub.progress("orders"))
     hub.registry.check_supported(channel, "get_orders")
     require_mappings(hub, channel, connection_name)
-    window = days or int(view.settings.get("order_days", 7))
+    window = days or _order_days(view.settings, connection_name)
     with RunRecorder(hub, "get_orders", row, view.secrets) as run:
         run.extra["days"] = window
         _acknowledge(hub, channel, view, row.id, _unacknowledged(hub, row.id), run)
@@ -400,7 +413,7 @@ def explain_order(hub: Hub, connection_name: str, ref: str) -> dict[str, Any]:
         mappings = mappings_of(session, connection)
     _row, channel, view = open_connection(hub, connection_name)
     hub.registry.check_supported(channel, "explain_order")
-    days = int(view.settings.get("order_days", 7))
+    days = _order_days(view.settings, connection_name)
     lookup = hub.registry.call(channel, "explain_order", connection=view, ref=ref, days=days)
     if lookup.order is None:
         raise NotFound(

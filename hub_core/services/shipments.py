@@ -3,10 +3,9 @@ edit and cancel the ones not sent yet."""
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from hub_core.channel import ShipmentLine as SendLine
 from hub_core.crash import crash_point
 from hub_core.errors import InvalidInput, NotFound
 from hub_core.models import Connection, Order, Shipment, ShipmentLine, utcnow
-from hub_core.services.catalog import not_utf8
+from hub_core.services.catalog import CsvTable, not_utf8
 from hub_core.services.connections import get_connection, open_connection
 from hub_core.services.context import Hub, OperationResult
 from hub_core.services.orders import (
@@ -31,6 +30,7 @@ from hub_core.services.orders import (
 )
 from hub_core.services.runs import RunRecorder
 from hub_core.services.shipping import HELD, IMPORTED
+from hub_core.values import parse_quantity
 
 CHUNK = 500
 PENDING, SENT, FAILED = "pending", "sent", "failed"
@@ -42,17 +42,30 @@ CSV_REQUIRED = ("channel_order_id", "tracking", "carrier", "class")
 CSV_OPTIONAL = ("sku", "quantity", "shipped_at")
 
 
+#: The earliest ship time the hub takes (older ones are typing mistakes).
+EARLIEST_SHIP_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+#: How far in the future a ship time may be (time zones, clocks a little off).
+SHIP_TIME_SLACK = timedelta(days=1)
+
+
 def parse_shipped_at(value: str | None) -> datetime:
-    """An ISO 8601 ship time (UTC when no zone is given); now when empty."""
+    """An ISO 8601 ship time (UTC when no zone is given); now when empty.
+
+    :raises InvalidInput: not ISO 8601, before 2000, or more than a day in the future.
+    """
     if not value:
         return utcnow()
+    example = "use ISO 8601, e.g. 2026-11-28T14:30:00Z"
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        parsed = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidInput(f"Invalid ship time {value!r}: {example}.") from None
+    if parsed < EARLIEST_SHIP_TIME or parsed > utcnow() + SHIP_TIME_SLACK:
         raise InvalidInput(
-            f"Invalid ship time {value!r}: use ISO 8601, e.g. 2026-11-28T14:30:00Z."
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            f"Invalid ship time {value!r}: it must be between 2000 and now; {example}."
+        )
+    return parsed
 
 
 def _record(
@@ -396,20 +409,12 @@ def import_shipments(hub: Hub, connection_name: str, file: str | Path) -> Operat
         connection = get_connection(session, connection_name)
     with RunRecorder(hub, "shipments_import", connection) as run:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            columns = [c.strip() for c in reader.fieldnames or []]
-            missing = [c for c in CSV_REQUIRED if c not in columns]
-            if missing:
-                raise InvalidInput(
-                    f"{path}: missing column(s) {', '.join(missing)}. The first line must name "
-                    f"{','.join(CSV_REQUIRED)}[,{','.join(CSV_OPTIONAL)}]."
-                )
-            for raw in reader:
-                line = reader.line_num
-                if None in raw:
-                    run.record(f"line {line}", Outcome.FAILED, f"line {line}: too many values")
+            table = CsvTable(path, handle, CSV_REQUIRED + CSV_OPTIONAL)
+            table.check_columns(CSV_REQUIRED, CSV_OPTIONAL)
+            for line, row in table.rows():
+                if isinstance(row, str):
+                    run.record(f"line {line}", Outcome.FAILED, f"line {line}: {row}")
                     continue
-                row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
                 try:
                     key, sku, quantity = _parse_row(row)
                 except InvalidInput as exc:
@@ -454,11 +459,9 @@ def _parse_row(row: dict[str, str]) -> tuple[tuple, str | None, int]:
     quantity = 0
     if sku:
         try:
-            quantity = int(row.get("quantity") or "")
-        except ValueError:
-            raise InvalidInput(
-                f"quantity must be a whole number for sku {sku}, got {row.get('quantity')!r}"
-            ) from None
+            quantity = parse_quantity(row.get("quantity") or "", minimum=1)
+        except ValueError as exc:
+            raise InvalidInput(f"quantity for sku {sku} {exc}") from None
     elif row.get("quantity"):
         raise InvalidInput("quantity given without sku")
     shipped_at = row.get("shipped_at") or ""

@@ -12,6 +12,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from hub_core.values import MAX_DAYS
+
 DEFAULT_BASE_URL = "https://api.channeladvisor.com"
 APPLICATION_ID_ENV = "HUB_CHANNELADVISOR_APPLICATION_ID"
 SHARED_SECRET_ENV = "HUB_CHANNELADVISOR_SHARED_SECRET"
@@ -193,7 +195,7 @@ class ConnectionSchema(Schema):
 class SettingsSchema(Schema):
     """Settings of a ChannelAdvisor connection (contract keys and defaults)."""
 
-    order_days = fields.Integer(load_default=7, validate=validate.Range(min=1))
+    order_days = fields.Integer(load_default=7, validate=validate.Range(min=1, max=MAX_DAYS))
     checkout_statuses = CommaList(
         CHECKOUT_STATUSES,
         "CheckoutStatus",

@@ -50,6 +50,7 @@ from hub_core.channel import (
     ShipmentToSend,
 )
 from hub_core.errors import AuthError, ChannelError
+from hub_core.values import MAX_DAYS
 from hub_fake_channel.commands import fake as fake_commands
 from hub_fake_channel.store import (
     FakeStore,
@@ -130,7 +131,7 @@ class FakeSettingsSchema(Schema):
 
     order_days = fields.Integer(
         load_default=7,
-        validate=validate.Range(min=1),
+        validate=validate.Range(min=1, max=MAX_DAYS),
         metadata={"description": "get orders created within the last N days"},
     )
     statuses = CommaList(
