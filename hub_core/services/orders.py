@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import islice
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from hub_core.channel import ChannelConnection, ChannelOrder, ListingStatus, Outcome
 from hub_core.crash import crash_point
-from hub_core.errors import InvalidInput, NotFound, RequirementNotMet
+from hub_core.errors import HubError, InvalidInput, NotFound, RequirementNotMet
 from hub_core.models import Connection, Listing, Order, OrderLine, Shipment, utcnow
 from hub_core.plugins import Channel
 from hub_core.services.connections import get_connection, open_connection
@@ -31,10 +30,32 @@ UNSENT_SHIPMENT_STATUSES = ("pending", "failed")
 SHIPMENT_CANCELLED = "cancelled"
 
 
-def _chunks(items: Iterable[ChannelOrder], size: int) -> Iterator[list[ChannelOrder]]:
+def _chunks(
+    items: Iterable[ChannelOrder], size: int
+) -> Iterator[tuple[list[ChannelOrder], HubError | None]]:
+    """Chunks of orders, each with the channel's error that ended the reading after it.
+
+    When the channel fails part way (a foreign next link, an unreadable page), the orders
+    read before are still handed over, with the error, so they are stored and acknowledged
+    before the run fails; nothing read is lost.
+    """
     iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
+    chunk: list[ChannelOrder] = []
+    while True:
+        try:
+            chunk.append(next(iterator))
+        except StopIteration:
+            break
+        except HubError as exc:
+            if not chunk:
+                raise
+            yield chunk, exc
+            return
+        if len(chunk) >= size:
+            yield chunk, None
+            chunk = []
+    if chunk:
+        yield chunk, None
 
 
 def require_mappings(hub: Hub, channel: Channel, connection_name: str) -> None:
@@ -80,12 +101,14 @@ def get_orders(hub: Hub, connection_name: str, days: int | None = None) -> Opera
         _acknowledge(hub, channel, view, row.id, _unacknowledged(hub, row.id), run)
 
         def store_and_acknowledge(orders: Iterable[ChannelOrder]) -> None:
-            for chunk in _chunks(orders, CHUNK):
+            for chunk, failure in _chunks(orders, CHUNK):
                 stored = _store(hub, row.id, chunk, run.run_id, run)
                 crash_point("get_orders.stored")
                 _acknowledge(hub, channel, view, row.id, stored, run)
                 view.progress.advance(len(chunk))
                 crash_point("get_orders.chunk")
+                if failure is not None:
+                    raise failure
 
         # Inside the hook call, so that a wrapper around get orders sees all of it.
         hub.registry.call(

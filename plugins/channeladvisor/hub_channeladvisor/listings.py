@@ -31,7 +31,7 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from hub_channeladvisor.client.api import ChannelAdvisorClient, rows
+from hub_channeladvisor.client.api import ChannelAdvisorClient, product_rows, rows
 from hub_channeladvisor.client.batch import MAX_PARTS, BatchPart, PartResult
 from hub_channeladvisor.client.paging import NextLinkPaginator
 from hub_core.channel import (
@@ -215,8 +215,8 @@ def _sweep(
     paginator = NextLinkPaginator(client.catalog_url())
     page: Any = first
     while True:
-        for row in rows(page):
-            key = str(row.get("Sku", "")).casefold()
+        for row in product_rows(page, "the catalog"):
+            key = row["Sku"].casefold()
             if key in wanted:
                 found.setdefault(key, []).append(row)
         paginator.advance(page)

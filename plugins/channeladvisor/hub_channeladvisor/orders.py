@@ -46,7 +46,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from hub_channeladvisor.client.api import ChannelAdvisorClient, rows
+from hub_channeladvisor.client.answers import (
+    MalformedAnswer,
+    collection,
+    entity_id,
+    optional_count,
+    whole_number,
+)
+from hub_channeladvisor.client.api import ChannelAdvisorClient
 from hub_channeladvisor.client.session import odata_string
 from hub_channeladvisor.schemas import STATUS_SETTINGS, split_list
 from hub_core.channel import ChannelOrder, ChannelOrderLine, Outcome, RecordOutcome
@@ -56,6 +63,8 @@ log = logging.getLogger(__name__)
 
 #: ChannelAdvisor lists at most this many expanded items per order in a list answer.
 ITEMS_CAP = 20
+#: Amounts at or above this are not read from an order (the hub's money column's limit).
+MONEY_LIMIT = Decimal(10) ** 10
 #: Passes over the query at most (each pass after the first only when orders were skipped).
 MAX_PASSES = 10
 
@@ -179,12 +188,14 @@ def _sort_id(value: Any) -> tuple[int, str]:
 
 
 def _decimal(value: Any) -> Decimal | None:
-    if value is None or value == "":
+    # A price the hub's money column cannot hold (NaN, 1e400, a list) is left out, not stored.
+    if value is None or value == "" or isinstance(value, bool | dict | list):
         return None
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except InvalidOperation:
         return None
+    return number if number.is_finite() and abs(number) < MONEY_LIMIT else None
 
 
 def _address(order: Mapping[str, Any], prefix: str) -> dict[str, Any]:
@@ -194,18 +205,32 @@ def _address(order: Mapping[str, Any], prefix: str) -> dict[str, Any]:
 
 
 def to_channel_order(order: Mapping[str, Any]) -> ChannelOrder:
-    """A ChannelAdvisor order as the hub stores it; ``raw`` keeps the payload as received."""
-    lines = [
-        ChannelOrderLine(
-            channel_line_id=str(item.get("ID")),
-            sku=str(item.get("Sku") or ""),
-            quantity=int(item.get("Quantity") or 0),
-            unit_price=_decimal(item.get("UnitPrice")),
-            title=item.get("Title"),
+    """A ChannelAdvisor order as the hub stores it; ``raw`` keeps the payload as received.
+
+    :raises MalformedAnswer: the order's ID, an item's ID, SKU or quantity cannot be read
+        (the hub stores no order it would have to guess at).
+    """
+    order_id = entity_id(order.get("ID"), "an order")
+    items = order.get("Items") or []
+    if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
+        raise MalformedAnswer(
+            f"ChannelAdvisor sent order {order_id} with items that are not a list of objects."
         )
-        for item in order.get("Items") or []
-        if isinstance(item, Mapping)
-    ]
+    lines = []
+    for item in items:
+        what = f"an item of order {order_id}"
+        sku = item.get("Sku")
+        if not isinstance(sku, str) or not sku.strip():
+            raise MalformedAnswer(f"ChannelAdvisor sent {what} without a SKU (got {sku!r}).")
+        lines.append(
+            ChannelOrderLine(
+                channel_line_id=str(entity_id(item.get("ID"), what)),
+                sku=sku,
+                quantity=whole_number(item.get("Quantity"), f"{what} ({sku})"),
+                unit_price=_decimal(item.get("UnitPrice")),
+                title=item.get("Title") if isinstance(item.get("Title"), str) else None,
+            )
+        )
     shipping = _address(order, "Shipping")
     # An empty billing address means "same as shipping" (reference §4.1).
     billing = _address(order, "Billing") or dict(shipping)
@@ -213,7 +238,7 @@ def to_channel_order(order: Mapping[str, Any]) -> ChannelOrder:
     if order.get("BuyerEmailAddress"):
         addresses["buyer_email"] = order["BuyerEmailAddress"]
     return ChannelOrder(
-        channel_order_id=str(order.get("ID")),
+        channel_order_id=str(order_id),
         shipping_text=shipping_text(order),
         lines=lines,
         created_at=parse_datetime(order.get("CreatedDateUtc")),
@@ -250,11 +275,11 @@ def iter_orders(client: ChannelAdvisorClient, days: int) -> Iterator[ChannelOrde
             announced: int | None = None
             for page in client.pages(url):
                 pages += 1
-                if announced is None and page.get("@odata.count") is not None:
-                    announced = int(page["@odata.count"])
-                for order in rows(page):
+                if announced is None:
+                    announced = optional_count(page.get("@odata.count"))
+                for order in collection(page, "the order list"):
                     listed += 1
-                    order_id = str(order.get("ID"))
+                    order_id = str(entity_id(order.get("ID"), "an order in the order list"))
                     if order_id in seen:
                         continue
                     seen.add(order_id)

@@ -27,9 +27,11 @@ Every route maps onto a method of `Sandbox`, so in-process tests can use Python 
                                              | {"rates": {...}, "pattern": ...} | {"clear": true}
     DELETE /_sandbox/faults                  remove all rules
                                              (a rule: {"kind", "rate", "pattern", "method",
-                                             "count", "delay_s", "scope", "message"}; kinds
-                                             500 503 429 401 400 404 reset timeout
-                                             lost_response, see `faults`)
+                                             "count", "delay_s", "scope", "message",
+                                             "status", "target"}; kinds 500 503 429 401 400
+                                             404 reset timeout lost_response, and the
+                                             hostile answers html redirect invalid_json
+                                             wrong_types foreign_next_link; see `faults`)
     POST   /_sandbox/tokens/expire           expire every access token now
     POST   /_sandbox/tokens/revoke           {"refresh_token": ...}
     POST   /_sandbox/tokens/issue            {"refresh_token"?} -> {"access_token": ...}

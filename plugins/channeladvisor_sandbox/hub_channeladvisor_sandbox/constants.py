@@ -76,6 +76,11 @@ FAULT_KINDS = (
     "lost_response",
     "400",
     "404",
+    "html",
+    "redirect",
+    "invalid_json",
+    "wrong_types",
+    "foreign_next_link",
 )
 
 AUTH_DENIED_MESSAGE = "Authorization has been denied for this request."

@@ -20,8 +20,22 @@ Kinds:
   the client's timeout) before sending it.
 - `lost_response`: apply the request, then close the connection without a response.
 
-Inside a `$batch`, parts can only get the status kinds (the connection belongs to the whole
-batch); connection kinds only match top-level requests, the batch envelope included.
+Hostile answers (issue 11; the hub must refuse each clearly and never follow a foreign URL):
+
+- `html`: answer an HTML error page, as a proxy or load balancer would, with `status`
+  (default 502; 200 for a page where JSON was expected); nothing is applied.
+- `redirect`: answer a redirect (`status`, default 302) to the same path on `target`
+  (default `https://elsewhere.example`); nothing is applied.
+- `invalid_json`: apply the request, then answer 200 with its JSON cut in half.
+- `wrong_types`: apply the request, then answer its JSON with every `ID` turned into a
+  non-numeric text, every `Quantity` into `"lots"`, every `Sku` into a number and
+  `@odata.count` into `"many"`. Inside a `$batch` it spoils the part's body.
+- `foreign_next_link`: apply the request, then answer its JSON with `@odata.nextLink`
+  pointing at the same URL on `target` (a scheme change counts: `http://` + the same host).
+
+Inside a `$batch`, parts can only get the status kinds and `wrong_types` (the connection
+belongs to the whole batch); the other kinds only match top-level requests, the batch
+envelope included.
 
 Determinism: whether the n-th request matching rule i fires depends only on (seed, i, n),
 via a hash; so a sequential client sees the same faults on every run, and concurrent
@@ -39,6 +53,13 @@ from .constants import FAULT_KINDS
 
 STATUS_KINDS = ("500", "503", "429", "401", "400", "404")
 CONNECTION_KINDS = ("reset", "timeout", "lost_response")
+#: Answered instead of the request (nothing applied).
+INSTEAD_KINDS = ("html", "redirect")
+#: The request is applied, then its answer is spoiled.
+SPOIL_KINDS = ("invalid_json", "wrong_types", "foreign_next_link")
+#: Kinds a batch part can get.
+PART_KINDS = (*STATUS_KINDS, "wrong_types")
+DEFAULT_TARGET = "https://elsewhere.example"
 SCOPES = ("any", "top", "batch")
 
 
@@ -54,6 +75,10 @@ class FaultRule:
     delay_s: float = 5.0
     scope: str = "any"
     message: str | None = None
+    #: The status of `html` (default 502) and `redirect` (default 302).
+    status: int | None = None
+    #: Where `redirect` and `foreign_next_link` point (scheme://host[:port]).
+    target: str | None = None
     # Counters (kept across requests; shown by the admin surface).
     matched: int = 0
     injected: int = 0
@@ -79,12 +104,30 @@ class FaultRule:
             # A dropped connection has no body to carry a text.
             if self.kind not in STATUS_KINDS:
                 raise ValueError(f"fault kind {self.kind!r} answers nothing: it takes no message")
+        if self.status is not None:
+            if self.kind == "html" and not 200 <= int(self.status) <= 599:
+                raise ValueError("the status of an html fault must be from 200 to 599")
+            if self.kind == "redirect" and int(self.status) not in (301, 302, 303, 307, 308):
+                raise ValueError("the status of a redirect fault must be 301, 302, 303, 307 or 308")
+            if self.kind not in INSTEAD_KINDS:
+                raise ValueError(f"fault kind {self.kind!r} takes no status")
+            self.status = int(self.status)
+        if self.target is not None:
+            if self.kind not in ("redirect", "foreign_next_link"):
+                raise ValueError(f"fault kind {self.kind!r} takes no target")
+            if "://" not in str(self.target):
+                raise ValueError("a fault target is scheme://host[:port], e.g. http://evil.example")
+
+    @property
+    def target_origin(self) -> str:
+        """The foreign origin of `redirect` and `foreign_next_link`."""
+        return (self.target or DEFAULT_TARGET).rstrip("/")
 
     def matches(self, method: str, path: str, in_batch: bool) -> bool:
         """Whether the rule applies to this request (ignoring rate and remaining count)."""
         if self.count is not None and self.count <= 0:
             return False
-        if in_batch and (self.scope == "top" or self.kind in CONNECTION_KINDS):
+        if in_batch and (self.scope == "top" or self.kind not in PART_KINDS):
             return False
         if not in_batch and self.scope == "batch":
             return False

@@ -306,9 +306,12 @@ class SandboxCore:
         delay_s: float = 5.0,
         scope: str = "any",
         message: str | None = None,
+        status: int | None = None,
+        target: str | None = None,
     ) -> FaultRule:
         """Add one fault rule (see `faults.FaultRule`; `message` is the error text of a
-        status kind, e.g. what a `400` says)."""
+        status kind, e.g. what a `400` says; `status` and `target` shape the hostile answers
+        `html`, `redirect` and `foreign_next_link`)."""
         rule = FaultRule(
             kind,
             rate=rate,
@@ -318,6 +321,8 @@ class SandboxCore:
             delay_s=delay_s,
             scope=scope,
             message=message,
+            status=status,
+            target=target,
         )
         self.fault_injector.add(rule)
         return rule
@@ -332,6 +337,8 @@ class SandboxCore:
         delay_s: float = 5.0,
         scope: str = "any",
         message: str | None = None,
+        status: int | None = None,
+        target: str | None = None,
     ) -> FaultRule:
         """Fail exactly the next `n` requests matching `pattern`/`method` with `kind`."""
         return self.add_fault(
@@ -343,6 +350,8 @@ class SandboxCore:
             delay_s=delay_s,
             scope=scope,
             message=message,
+            status=status,
+            target=target,
         )
 
     def clear_faults(self) -> None:

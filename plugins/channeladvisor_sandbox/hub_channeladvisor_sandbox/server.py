@@ -20,6 +20,8 @@ admin surface: no auth, no limits, not logged.
 
 from __future__ import annotations
 
+import html
+import json
 import math
 import re
 import socket
@@ -40,7 +42,7 @@ from .api import Api, ApiRequest, ApiResponse, error_response, json_response, no
 from .auth import Principal
 from .constants import AUTH_DENIED_MESSAGE
 from .errors import ApiError
-from .faults import STATUS_KINDS, FaultRule
+from .faults import INSTEAD_KINDS, SPOIL_KINDS, STATUS_KINDS, FaultRule
 from .limits import retry_after_seconds
 from .reqlog import LogEntry, endpoint_of
 from .sandbox import SandboxCore
@@ -105,6 +107,59 @@ def _fault_error(rule: FaultRule, retry_after: bool, method: str, path: str) -> 
         default = f"Sandbox fault {rule.kind} injected into {method} {path}."
         return ApiError(int(rule.kind), message or default)
     return ApiError(500, message or "An error has occurred.", shape="message")
+
+
+def _instead(rule: FaultRule, path: str, query: str) -> ApiResponse:
+    """The answer of an `html` or `redirect` fault, sent instead of carrying the request out."""
+    if rule.kind == "html":
+        status = rule.status or 502
+        title = html.escape(f"{status} Bad Gateway" if status == 502 else f"{status} Error")
+        page = (
+            f"<!DOCTYPE html>\n<html><head><title>{title}</title></head>\n"
+            f"<body><center><h1>{title}</h1></center><hr><center>nginx</center></body></html>\n"
+        )
+        return ApiResponse(status, page, {"Content-Type": "text/html; charset=utf-8"})
+    location = rule.target_origin + path + (f"?{query}" if query else "")
+    return ApiResponse(rule.status or 302, "", {"Location": location})
+
+
+def _spoil(rule: FaultRule, response: ApiResponse, url: str) -> ApiResponse:
+    """The answer of an `invalid_json`, `wrong_types` or `foreign_next_link` fault."""
+    body = response.body
+    headers = dict(response.headers)
+    if rule.kind == "invalid_json":
+        text = json.dumps(body) if isinstance(body, dict | list) else '{"value": ['
+        headers["Content-Type"] = "application/json; charset=utf-8"
+        return ApiResponse(200, text[: max(1, len(text) // 2)].encode(), headers)
+    if not isinstance(body, dict | list):
+        return response
+    if rule.kind == "wrong_types":
+        return ApiResponse(response.status, _wrong_types(body), headers)
+    link = body.get("@odata.nextLink") if isinstance(body, dict) else None
+    parts = urlsplit(str(link or url))
+    foreign = rule.target_origin + parts.path + (f"?{parts.query}" if parts.query else "")
+    return ApiResponse(response.status, {**body, "@odata.nextLink": foreign}, headers)
+
+
+def _wrong_types(value: Any) -> Any:
+    """A JSON answer with its IDs, quantities, SKUs and count of the wrong type."""
+    if isinstance(value, list):
+        return [_wrong_types(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    spoiled: dict[str, Any] = {}
+    for key, item in value.items():
+        if key == "ID":
+            spoiled[key] = f"ID-{item}"
+        elif key == "Quantity":
+            spoiled[key] = "lots"
+        elif key == "Sku":
+            spoiled[key] = 12345
+        elif key == "@odata.count":
+            spoiled[key] = "many"
+        else:
+            spoiled[key] = _wrong_types(item)
+    return spoiled
 
 
 class SandboxApp:
@@ -186,7 +241,13 @@ class SandboxApp:
         if fault is not None and fault.kind == "reset":
             self._log(**base, status=0, fault=fault.kind)
             _drop_connection(request.environ)
+        if fault is not None and fault.kind in INSTEAD_KINDS:
+            answer = _instead(fault, path, query)
+            self._log(**base, status=answer.status, fault=fault.kind)
+            return _to_response(answer)
         app_id, api_response = self._exchange(request)
+        if fault is not None and fault.kind in SPOIL_KINDS:
+            api_response = _spoil(fault, api_response, request.url)
         self._log(
             **base,
             status=api_response.status,
@@ -307,6 +368,10 @@ class SandboxApp:
         if fault is not None and fault.kind == "reset":
             self._log(seq, **base, **who, units=1, status=0, fault=fault.kind)
             _drop_connection(request.environ)
+        if fault is not None and fault.kind in INSTEAD_KINDS:
+            answer = _instead(fault, req.path, base["query"])
+            self._log(seq, **base, **who, units=1, status=answer.status, fault=fault.kind)
+            return _to_response(answer)
         if route_error is not None:
             api_response = error_response(route_error)
         elif route is not None and route.kind == "batch":
@@ -317,6 +382,8 @@ class SandboxApp:
             api_response = self._guarded(lambda: self.api.handle(req, found))
         if self.api.is_write(req.method):
             sb.persist()
+        if fault is not None and fault.kind in SPOIL_KINDS:
+            api_response = _spoil(fault, api_response, request.url)
         fault_kind = fault.kind if fault else None
         if fault is not None and fault.kind == "lost_response":
             self._log(seq, **base, **who, units=1, status=0, fault=fault_kind, applied=True)
@@ -406,7 +473,7 @@ class SandboxApp:
             self._log(**base, **who, status=429, throttled="rate")
             return error_response(self._too_many(wait))
         fault = sb.fault_injector.pick(req.method, req.path, in_batch=True)
-        if fault is not None:
+        if fault is not None and fault.kind in STATUS_KINDS:
             self._log(**base, **who, units=1, status=int(fault.kind), fault=fault.kind)
             return error_response(_fault_error(fault, sb.retry_after, req.method, req.path))
         if route_error is not None or route is None:
@@ -414,7 +481,16 @@ class SandboxApp:
         else:
             found = route
             response = self._guarded(lambda: self.api.handle(req, found))
-        self._log(**base, **who, units=1, status=response.status, applied=route_error is None)
+        if fault is not None:
+            response = _spoil(fault, response, part.url)
+        self._log(
+            **base,
+            **who,
+            units=1,
+            status=response.status,
+            applied=route_error is None,
+            fault=fault.kind if fault else None,
+        )
         return response
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from hub_channeladvisor.client.answers import MalformedAnswer, collection, entity_id
 from hub_channeladvisor.client.auth import Authenticator
 from hub_channeladvisor.client.batch import Batcher, BatchPart, PartResult
 from hub_channeladvisor.client.limiter import limiter_for
@@ -201,15 +202,24 @@ class ChannelAdvisorClient:
             result = self.http.request("GET", self.sku_lookup_url(unique[0]))
             if on_done:
                 on_done(1)
-            return {unique[0]: _rows(result.body) if result.ok else self.redact(result.message)}
+            return {unique[0]: self._lookup_answer(unique[0], result.ok, result)}
         parts = [BatchPart("GET", self.sku_lookup_url(sku), key=sku) for sku in unique]
         answers: dict[str, list[dict[str, Any]] | str] = {}
         report = (lambda done: on_done(len(done))) if on_done else None
         for result in self.run_batch(parts, report):
-            answers[result.part.key] = (
-                _rows(result.body) if result.ok else self.redact(result.message)
-            )
+            answers[result.part.key] = self._lookup_answer(result.part.key, result.ok, result)
         return answers
+
+    def _lookup_answer(
+        self, sku: str, ok: bool, result: ApiResult | PartResult
+    ) -> list[dict[str, Any]] | str:
+        """The product rows of one SKU lookup, or the error text of a failed or unreadable one."""
+        if not ok:
+            return self.redact(result.message)
+        try:
+            return product_rows(result.body, f"the lookup of SKU {sku!r}")
+        except MalformedAnswer as exc:
+            return exc.message
 
     def catalog_first_page(self) -> dict[str, Any]:
         """The first page of the profile's catalog (``ID,Sku``) with ``@odata.count``."""
@@ -328,6 +338,22 @@ class ChannelAdvisorClient:
 def is_externally_managed(center: Mapping[str, Any]) -> bool:
     """Whether a distribution center is run by someone else (FBA): not the hub's to touch."""
     return bool(center.get("IsExternallyManaged")) or center.get("Type") == "ExternallyManaged"
+
+
+def product_rows(body: Any, what: str) -> list[dict[str, Any]]:
+    """The product rows of a collection answer, each with a numeric ``ID`` and a text ``Sku``.
+
+    :raises MalformedAnswer: the answer or one of its rows cannot be read.
+    """
+    products = collection(body, what)
+    for row in products:
+        row["ID"] = entity_id(row.get("ID"), f"a product in {what}")
+        if not isinstance(row.get("Sku"), str):
+            raise MalformedAnswer(
+                f"ChannelAdvisor sent product {row['ID']} in {what} without a text SKU "
+                f"(got {row.get('Sku')!r})."
+            )
+    return products
 
 
 def _rows(body: Any) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from typing import Any
 import requests
 
 from hub_channeladvisor.client import outcomes
+from hub_channeladvisor.client.answers import refuse_redirect
 from hub_channeladvisor.client.outcomes import Action, BackoffPolicy, RetryBudget
 from hub_channeladvisor.schemas import (
     APPLICATION_ID_ENV,
@@ -237,7 +238,10 @@ class Authenticator(requests.auth.AuthBase):
                     data={"grant_type": "refresh_token", "refresh_token": self._refresh_token},
                     headers={"Accept": "application/json"},
                     timeout=self.timeout,
+                    # Never followed: the form carries the refresh token and the secret.
+                    allow_redirects=False,
                 )
+                refuse_redirect(response, self.token_url, self.token_url)
             except requests.RequestException as exc:
                 resolution = outcomes.classify_exception(exc)
                 status, body, headers = None, None, None

@@ -302,7 +302,14 @@ class Batcher:
                 )
                 answers.append(_Answer(None, None, {}, missing))
                 continue
-            part_status = int(item.get("status") or 0)
+            part_status = _status(item.get("status"))
+            if part_status is None:
+                unreadable = dataclasses.replace(
+                    outcomes.STATUS_TABLE[500],
+                    message="ChannelAdvisor's batch answer gave this request no readable status",
+                )
+                answers.append(_Answer(None, None, {}, unreadable))
+                continue
             part_body = item.get("body")
             headers = item.get("headers") if isinstance(item.get("headers"), dict) else {}
             answers.append(
@@ -320,6 +327,17 @@ class Batcher:
         if smaller < self.size:
             log.warning("$batch timed out; sending batches of %d from now on", smaller)
         self.size = smaller
+
+
+def _status(value: Any) -> int | None:
+    """A part's HTTP status, or None when it is not a three-digit number."""
+    if isinstance(value, bool):
+        return None
+    try:
+        status = int(value)
+    except (TypeError, ValueError):
+        return None
+    return status if 100 <= status <= 599 else None
 
 
 def _retry_after_rank(answer: _Answer) -> float:

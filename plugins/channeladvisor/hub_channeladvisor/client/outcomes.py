@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3.exceptions
 
+from hub_channeladvisor.client.answers import describe_body, is_html
 from hub_core.errors import ChannelError
 
 
@@ -185,6 +186,9 @@ def error_message(body: Any) -> str:
             if body.get(key):
                 return str(body[key])
         return ""
+    if is_html(body):
+        # A proxy's error page: its title says enough; its markup would bury the message.
+        return describe_body(body)
     if isinstance(body, str):
         return body.strip()[:300]
     return ""

@@ -2,8 +2,9 @@
 
 ChannelAdvisor decides page sizes itself; the hub never computes ``$skip``. A link seen before
 ends the paging (ChannelAdvisor has been seen answering a page past the end with the first page
-again), and a link naming another host is read from the API's own host, so that the Bearer token
-never leaves the API (a server behind a proxy may name itself differently).
+again). A link to another host or scheme is never followed, nor rewritten: the paging stops
+with :class:`~hub_channeladvisor.client.answers.ForeignUrl` naming the host, so no request and
+no token leaves the configured base URL (design §6).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
+
+from hub_channeladvisor.client.answers import MalformedAnswer, check_same_origin, describe_body
 
 from hub_core.crash import crash_point
 
@@ -26,7 +29,7 @@ class NextLinkPaginator:
 
     def __init__(self, first_url: str) -> None:
         self.current_url: str | None = first_url
-        self._origin = _origin(first_url)
+        self._first_url = first_url
         self._seen: set[str] = {first_url}
         self.pages = 0
         self.repeated: str | None = None
@@ -43,11 +46,13 @@ class NextLinkPaginator:
         if not link:
             self.current_url = None
             return
-        link = urljoin(self.current_url or "", str(link))
-        if _origin(link) != self._origin:
-            parts = urlsplit(link)
-            log.info("nextLink names host %s; reading it from %s", parts.netloc, self._origin)
-            link = self._origin + parts.path + (f"?{parts.query}" if parts.query else "")
+        if not isinstance(link, str):
+            raise MalformedAnswer(
+                f"ChannelAdvisor sent a next-page link that is {describe_body(link)}, not a URL; "
+                f"the hub stopped after {self.pages} pages."
+            )
+        link = urljoin(self.current_url or "", link)
+        check_same_origin(link, self._first_url, "a next-page link (@odata.nextLink)")
         if link in self._seen:
             # A page already read: reading on would loop forever.
             log.warning(
@@ -69,13 +74,13 @@ def iter_pages(get_json: Callable[[str], Any], first_url: str) -> Iterator[dict[
     while not paginator.finished:
         assert paginator.current_url is not None
         page = get_json(paginator.current_url)
-        if not isinstance(page, dict):
+        if page is None:
             return
+        if not isinstance(page, dict):
+            raise MalformedAnswer(
+                f"ChannelAdvisor answered a page of a list with {describe_body(page)}, not an "
+                "object with a 'value' list."
+            )
         yield page
         crash_point("channeladvisor.page")
         paginator.advance(page)
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()

@@ -20,6 +20,7 @@ from urllib.parse import quote
 import requests
 
 from hub_channeladvisor.client import outcomes
+from hub_channeladvisor.client.answers import MalformedAnswer, describe_body, refuse_redirect
 from hub_channeladvisor.client.auth import Authenticator
 from hub_channeladvisor.client.limiter import Limiter
 from hub_channeladvisor.client.outcomes import (
@@ -176,14 +177,18 @@ class HttpClient:
             extra.setdefault("Content-Type", "application/json")
         with self.limiter.slot(units):
             self.sent += 1
-            return self.session.request(
+            response = self.session.request(
                 method,
                 url,
                 data=data,
                 headers=extra,
                 auth=self.auth,
                 timeout=timeout or self.timeouts.default,
+                # Never followed: a redirect could carry the Bearer token to another host.
+                allow_redirects=False,
             )
+        refuse_redirect(response, url, self.base_url)
+        return response
 
     def request(
         self,
@@ -291,9 +296,10 @@ class HttpClient:
             raise ChannelError(
                 self.redact(result.message), detail=self.redact(f"GET {url} -> {result.status}")
             )
-        if not isinstance(result.body, dict | list | int):
-            raise ChannelError(
-                "ChannelAdvisor answered with something that is not JSON.",
+        if not isinstance(result.body, dict | list):
+            raise MalformedAnswer(
+                f"ChannelAdvisor answered with {describe_body(result.body)} where the hub "
+                "expected JSON; nothing was taken from that answer. Try again later.",
                 detail=self.redact(f"GET {url} -> {str(result.body)[:200]}"),
             )
         return result.body
