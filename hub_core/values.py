@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 #: The largest quantity: ChannelAdvisor's quantities are 32-bit signed integers.
@@ -122,22 +122,19 @@ def parse_money(value: Any) -> Decimal:
         raise ValueError(f"must be {example}; got {_shorten(text)}")
     if len(text) > _MAX_DIGITS:
         raise ValueError(f"must be at most {MAX_PRICE:,}; got {_shorten(text)}")
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:  # pragma: no cover - the pattern above admits only valid text
-        raise ValueError(f"must be {example}; got {_shorten(text)}") from None
+    # Significant decimals, read from the text (trailing zeros do not count).
+    fraction = text.partition(".")[2].rstrip("0")
+    amount = Decimal(text)
     if amount < 0:
         raise ValueError(f"must be 0 or more; got {text}")
     if amount > MAX_PRICE:
         raise ValueError(f"must be at most {MAX_PRICE:,}; got {_shorten(text)}")
-    exponent = amount.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)  # finite by the pattern
-    if -exponent > MONEY_DECIMALS:
+    if len(fraction) > MONEY_DECIMALS:
         raise ValueError(
             f"has more than {MONEY_DECIMALS} decimals ({text}); the hub keeps cents and does not "
             f"round: give e.g. {amount.quantize(Decimal('0.01'))}"
         )
-    return amount
+    return amount if amount else abs(amount)  # "-0" is 0
 
 
 def is_blank(value: Any) -> bool:

@@ -146,7 +146,7 @@ def test_json_import_refuses_bad_numbers_per_product(hub_cli: Any, tmp_path: Pat
     assert "NaN" in failed["line 6"] and "-Infinity" in failed["line 7"]
     assert "price: must be a plain decimal number" in failed["line 8"]
     assert "more than 2 decimals" in failed["line 9"]
-    assert "Not a valid string" in failed["line 10"]
+    assert "SKU must be text, got int 12" in failed["line 10"]
     assert failed["line 11"] == "SKU is empty (line 11)"
     assert [(p["sku"], p["quantity"], p["price"]) for p in hub_cli.json("catalog", "list")] == [
         ("OK", 3, "19.99")
@@ -309,3 +309,34 @@ def test_bad_key_value_options(cli_shop: Any, db_snapshot: Callable) -> None:
         result = cli_shop(*args, code=2)
         assert words in result.stderr, (args, result.stderr)
     assert db_snapshot(cli_shop.url) == before
+
+
+# --- repeated SKUs, across chunks and hash collisions ----------------------------------------
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_repeated_skus_across_chunks(
+    hub_cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, collide: bool
+) -> None:
+    from hub_core.services import catalog
+
+    monkeypatch.setattr(catalog, "CHUNK", 2)
+    if collide:  # every SKU hashes alike: only the second pass can tell repeats apart
+        monkeypatch.setattr(catalog, "hash", lambda sku: 7, raising=False)
+    path = tmp_path / "catalog.csv"
+    path.write_text(
+        "sku,title,quantity,price\n"
+        "A,a,1,1\nB,b,1,1\nC,c,1,1\nA,again,2,1\nD,d,1,1\nB,again,2,1\nE,e,1,x\nE,e,1,1\n"
+        "C,third,3,1\n"
+    )
+    data = hub_cli.json("catalog", "import", str(path), code=4)
+    failed = sorted((r["ref"], r["message"]) for r in data["records"])
+    assert failed == [
+        ("line 10 (C)", "line 10: sku C appears already on line 4"),
+        ("line 5 (A)", "line 5: sku A appears already on line 2"),
+        ("line 7 (B)", "line 7: sku B appears already on line 3"),
+        ("line 8 (E)", "line 8: price: must be a plain decimal number, e.g. 19.99; got 'x'"),
+    ]
+    assert data["counts"]["created"] == 5
+    listed = {p["sku"]: (p["title"], p["quantity"]) for p in hub_cli.json("catalog", "list")}
+    assert listed == {"A": ("a", 1), "B": ("b", 1), "C": ("c", 1), "D": ("d", 1), "E": ("e", 1)}

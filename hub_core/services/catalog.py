@@ -14,8 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-from marshmallow import Schema, ValidationError, fields, validate
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub_core.channel import Outcome
@@ -35,68 +34,62 @@ MAX_UPC = 40
 EMPTY_SKU = "SKU is empty"
 
 
-class _Quantity(fields.Field):
-    """A quantity by :func:`~hub_core.values.parse_quantity` (0 to 2,147,483,647)."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
-        try:
-            return parse_quantity(value)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from None
-
-
-class _Money(fields.Field):
-    """Money by :func:`~hub_core.values.parse_money`; optional ones read an empty cell as absent."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Decimal | None:
-        if not self.required and is_blank(value):
-            return None
-        try:
-            return parse_money(value)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from None
+def _text(value: Any, *, limit: int, required: bool) -> str | None:
+    """A text cell: refused when it is not text, holds NUL, or is too long."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise ValueError("is empty")
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"must be text, got {type(value).__name__} {value!r:.30}")
+    if "\x00" in value:
+        # PostgreSQL cannot store NUL; in a catalog it means a binary file.
+        raise ValueError("contains a NUL character; is the file text?")
+    if len(value) > limit:
+        raise ValueError(f"is longer than {limit:,} characters")
+    return value
 
 
-class _Text(fields.String):
-    """Text without NUL characters (PostgreSQL cannot store them; they mean a binary file)."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if isinstance(text, str) and "\x00" in text:
-            raise ValidationError("contains a NUL character; is the file text?")
-        return text
-
-
-def _check_sku(value: str) -> None:
-    if not value.strip():
-        raise ValidationError(EMPTY_SKU)
+def _sku(value: Any) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError(EMPTY_SKU)
+    if not isinstance(value, str):
+        raise ValueError(f"SKU must be text, got {type(value).__name__} {value!r:.30}")
     if value != value.strip():
-        raise ValidationError("SKU has spaces at its start or end; remove them")
+        raise ValueError("SKU has spaces at its start or end; remove them")
+    if "\x00" in value:
+        raise ValueError("SKU contains a NUL character; is the file text?")
     if len(value) > MAX_SKU:
-        raise ValidationError(f"SKU is longer than {MAX_SKU} characters")
+        raise ValueError(f"SKU is longer than {MAX_SKU} characters")
+    return value
 
 
-class CatalogRowSchema(Schema):
-    """One catalog row; reports every problem of the row at once."""
+def _optional_money(value: Any) -> Decimal | None:
+    return None if is_blank(value) else parse_money(value)
 
-    sku = _Text(
-        required=True,
-        validate=_check_sku,
-        error_messages={"required": EMPTY_SKU, "null": EMPTY_SKU},
-    )
-    title = _Text(
-        required=True,
-        validate=validate.Length(max=MAX_TITLE, error=f"is longer than {MAX_TITLE:,} characters"),
-    )
-    quantity = _Quantity(required=True)
-    price = _Money(required=True)
-    upc = _Text(
-        allow_none=True,
-        load_default=None,
-        validate=validate.Length(max=MAX_UPC, error=f"is longer than {MAX_UPC} characters"),
-    )
-    msrp = _Money(allow_none=True, load_default=None)
-    cost = _Money(allow_none=True, load_default=None)
+
+#: Each column's check, in the order problems are reported (one row reports them all).
+_CHECKS: dict[str, Any] = {
+    "sku": _sku,
+    "title": lambda v: _text(v, limit=MAX_TITLE, required=True),
+    "quantity": parse_quantity,
+    "price": parse_money,
+    "upc": lambda v: _text(v, limit=MAX_UPC, required=False),
+    "msrp": _optional_money,
+    "cost": _optional_money,
+}
+
+
+def check_row(row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Check one catalog row: ``(values, problems)``, problems by column (all of them)."""
+    values: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for column, check in _CHECKS.items():
+        try:
+            values[column] = check(row.get(column))
+        except ValueError as exc:
+            problems[column] = str(exc)
+    return values, problems
 
 
 def bump_counter(session: Session, name: str = CATALOG_COUNTER) -> int:
@@ -274,96 +267,142 @@ def _no_constant(name: str) -> str:
     return name
 
 
-def _row_errors(exc: ValidationError, line: int) -> str:
-    messages = exc.messages if isinstance(exc.messages, dict) else {"row": exc.messages}
-    parts = []
-    sku_part = ""
-    for key, errs in messages.items():
-        text = "; ".join(str(e) for e in (errs if isinstance(errs, list) else [errs]))
-        if key == "sku":
-            sku_part = f"{text} (line {line})"
-        else:
-            parts.append(f"{key}: {text}")
-    if sku_part:
-        return "; ".join([sku_part, *parts])
-    return f"line {line}: " + ", ".join(parts)
+def _row_message(problems: dict[str, str], line: int) -> str:
+    """One message naming every problem of a row; a SKU problem leads, with the line."""
+    rest = [f"{column}: {text}" for column, text in problems.items() if column != "sku"]
+    if "sku" in problems:
+        return "; ".join([f"{problems['sku']} (line {line})", *rest])
+    return f"line {line}: " + ", ".join(rest)
 
 
 def import_catalog(hub: Hub, file: str | Path) -> OperationResult:
     """Import products from a file: good rows are applied, each bad row is reported.
 
     A row is bad when a value is missing or invalid, or its SKU appeared earlier in the file.
-    The good rows are written in one transaction, so an interrupted import changes nothing.
+    The file is read in chunks and the good rows are written in one transaction, so an
+    interrupted import changes nothing and memory does not grow with the file: only the
+    hashes of the SKUs seen are kept. A row whose SKU hash was seen in an earlier chunk is
+    set aside and decided after a second pass (run only then) finds each SKU's first line.
     """
     path = Path(file)
     if not path.is_file():
         raise InvalidInput(f"No such file: {path}. Give the path of a .csv or .json catalog.")
-    schema = CatalogRowSchema()
-    good: dict[str, dict[str, Any]] = {}
-    line_of: dict[str, int] = {}
-    with RunRecorder(hub, "catalog_import") as run:
+    seen: set[int] = set()
+    set_aside: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    totals = {"created": 0, "updated": 0, "unchanged": 0}
+    with RunRecorder(hub, "catalog_import") as run, hub.db.session() as session:
+        seq: int | None = None
+        chunk: dict[str, dict[str, Any]] = {}
+        first_line: dict[str, int] = {}  # of the SKUs in the current chunk
         for line, row in _read_rows(path):
             if isinstance(row, str):
                 run.record(f"line {line}", Outcome.FAILED, f"line {line}: {row}")
                 continue
-            try:
-                values = schema.load({k: v for k, v in row.items() if k})
-            except ValidationError as exc:
+            values, problems = check_row(row)
+            if problems:
                 sku = row.get("sku")
                 ref = f"line {line}" + (f" ({sku})" if isinstance(sku, str) and sku else "")
-                run.record(ref, Outcome.FAILED, _row_errors(exc, line))
+                run.record(ref, Outcome.FAILED, _row_message(problems, line))
                 continue
             sku = values["sku"]
-            if sku in good:
-                run.record(
-                    f"line {line} ({sku})",
-                    Outcome.FAILED,
-                    f"line {line}: sku {sku} appears already on line {line_of[sku]}",
-                )
+            if sku in chunk:
+                _record_repeat(run, sku, line, first_line[sku])
                 continue
-            good[sku] = values
-            line_of[sku] = line
-        created, updated, unchanged = _apply(hub, good)
-        run.count("created", created)
-        run.count("updated", updated)
-        run.count("unchanged", unchanged)
+            key = hash(sku)
+            if key in seen:
+                set_aside.setdefault(sku, []).append((line, values))
+                continue
+            seen.add(key)
+            chunk[sku] = values
+            first_line[sku] = line
+            if len(chunk) >= CHUNK:
+                seq = seq or bump_counter(session)
+                _count(totals, _apply_chunk(session, chunk, seq))
+                chunk, first_line = {}, {}
+        if set_aside:
+            for sku, (line, values) in _decide_set_aside(path, set_aside, run).items():
+                if sku in chunk:
+                    _record_repeat(run, sku, line, first_line[sku])
+                else:
+                    chunk[sku] = values
+        if chunk:
+            seq = seq or bump_counter(session)
+            _count(totals, _apply_chunk(session, chunk, seq))
+        for key, amount in totals.items():
+            run.count(key, amount)
     return run.result()
+
+
+def _record_repeat(run: RunRecorder, sku: str, line: int, first: int) -> None:
+    run.record(
+        f"line {line} ({sku})",
+        Outcome.FAILED,
+        f"line {line}: sku {sku} appears already on line {first}",
+    )
+
+
+def _decide_set_aside(
+    path: Path, set_aside: dict[str, list[tuple[int, dict[str, Any]]]], run: RunRecorder
+) -> dict[str, tuple[int, dict[str, Any]]]:
+    """Record the set-aside rows that repeat an earlier line; return the others (their SKU's
+    hash merely matched another SKU's), to be written."""
+    first: dict[str, int] = {}
+    for line, row in _read_rows(path):
+        sku = row.get("sku") if isinstance(row, dict) else None
+        if sku in set_aside and sku not in first and not check_row(row)[1]:  # type: ignore[arg-type]
+            first[sku] = line  # type: ignore[index]
+            if len(first) == len(set_aside):
+                break
+    writable: dict[str, tuple[int, dict[str, Any]]] = {}
+    for sku, rows in set_aside.items():
+        for line, values in rows:
+            if first.get(sku, line) < line:
+                _record_repeat(run, sku, line, first[sku])
+            elif sku in writable:
+                _record_repeat(run, sku, line, writable[sku][0])
+            else:
+                writable[sku] = (line, values)
+    return writable
+
+
+def _count(totals: dict[str, int], counts: tuple[int, int, int]) -> None:
+    for key, amount in zip(("created", "updated", "unchanged"), counts, strict=True):
+        totals[key] += amount
 
 
 _COMPARED = ("title", "quantity", "price", "upc", "msrp", "cost")
 
 
-def _apply(hub: Hub, rows: dict[str, dict[str, Any]]) -> tuple[int, int, int]:
-    created = updated = unchanged = 0
-    with hub.db.session() as session:
-        seq = bump_counter(session)
-        skus = list(rows)
-        for start in range(0, len(skus), CHUNK):
-            chunk = skus[start : start + CHUNK]
-            existing = {
-                p.sku: p
-                for p in session.scalars(
-                    select(CatalogProduct).where(CatalogProduct.sku.in_(chunk))
-                )
-            }
-            new_rows = []
-            for sku in chunk:
-                values = rows[sku]
-                product = existing.get(sku)
-                if product is None:
-                    new_rows.append({**values, "change_seq": seq})
-                    created += 1
-                elif any(_differs(getattr(product, k), values.get(k)) for k in _COMPARED):
-                    for key in _COMPARED:
-                        setattr(product, key, values.get(key))
-                    product.change_seq = seq
-                    updated += 1
-                else:
-                    unchanged += 1
-            if new_rows:
-                session.bulk_insert_mappings(CatalogProduct, new_rows)  # type: ignore[arg-type]
-            session.flush()
-    return created, updated, unchanged
+def _apply_chunk(
+    session: Session, rows: dict[str, dict[str, Any]], seq: int
+) -> tuple[int, int, int]:
+    """Write one chunk of checked rows (in the import's transaction): created, updated,
+    unchanged. Plain table statements, not ORM objects: a large file is mostly this."""
+    table = CatalogProduct.__table__
+    columns = [table.c.id, table.c.sku, *(table.c[k] for k in _COMPARED)]
+    existing = {
+        row.sku: row
+        for row in session.execute(select(*columns).where(table.c.sku.in_(list(rows))))
+    }
+    new_rows = []
+    changed = []
+    for sku, values in rows.items():
+        current = existing.get(sku)
+        if current is None:
+            new_rows.append({**values, "change_seq": seq})
+        elif any(_differs(getattr(current, k), values.get(k)) for k in _COMPARED):
+            changed.append({"row_id": current.id, **{k: values.get(k) for k in _COMPARED}})
+    connection = session.connection()
+    if new_rows:
+        connection.execute(insert(table), new_rows)
+    if changed:
+        connection.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values(**{k: bindparam(k) for k in _COMPARED}, change_seq=seq),
+            changed,
+        )
+    return len(new_rows), len(changed), len(rows) - len(new_rows) - len(changed)
 
 
 def _differs(current: Any, new: Any) -> bool:
