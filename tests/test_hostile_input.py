@@ -340,3 +340,56 @@ def test_repeated_skus_across_chunks(
     assert data["counts"]["created"] == 5
     listed = {p["sku"]: (p["title"], p["quantity"]) for p in hub_cli.json("catalog", "list")}
     assert listed == {"A": ("a", 1), "B": ("b", 1), "C": ("c", 1), "D": ("d", 1), "E": ("e", 1)}
+
+
+# --- the README's examples and the shipments file ----------------------------------------------
+
+
+def test_readme_input_rule_examples(hub_cli: Any, tmp_path: Path) -> None:
+    hub_cli(
+        "catalog", "import", str(write_rows(tmp_path, "sku,title,quantity,price", "TSHIRT-M,T,1,1"))
+    )
+    result = hub_cli("catalog", "set", "TSHIRT-M", "--price", "19.999", code=2)
+    assert result.stderr == (
+        "Error: Cannot change 'TSHIRT-M':\n"
+        "  - --price has more than 2 decimals (19.999); the hub keeps cents and does not round: "
+        "give e.g. 20.00\n"
+    )
+    ship = ("orders", "ship", "shop", "4445862222", "--tracking", "1Z999", "--carrier", "UPS")
+    result = hub_cli(*ship, "--class", "Ground", "--item", "TSHIRT-M", code=2)
+    assert (
+        result.stderr == "Error: --item takes SKU=QTY; got 'TSHIRT-M'. Example: --item TSHIRT-M=2\n"
+    )
+    for when in ("yesterday", "9999-12-31T23:59:59-01:00", "1999-12-31T00:00:00Z"):
+        result = hub_cli(*ship, "--class", "Ground", "--shipped-at", when, code=2)
+        assert "ISO 8601, e.g. 2026-11-28T14:30:00Z" in result.stderr, result.stderr
+
+
+def write_rows(folder: Path, header: str, *lines: str, name: str = "catalog.csv") -> Path:
+    path = folder / name
+    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_shipments_file_headers_in_any_case_and_semicolons(
+    cli_shop: Any, store: Any, tmp_path: Path
+) -> None:
+    store.add_order([("SKU-1", 2)], order_id="O-1")
+    store.add_order([("SKU-1", 1)], order_id="O-2")
+    cli_shop(
+        "shipping-mappings", "add", "shop", "--channel-text", "UPS - Ground", "--policy", "std"
+    )
+    cli_shop("orders", "get", "shop")
+    path = write_rows(
+        tmp_path,
+        "Channel_Order_ID;TRACKING;Carrier;Class;SKU;Quantity",
+        "O-1;1Z1;UPS;Ground;SKU-1;1",
+        "O-2;1Z2;UPS;Ground;SKU-1;99999999999999999999",
+        name="shipments.csv",
+    )
+    data = cli_shop.json("shipments", "import", "shop", str(path), code=4)
+    [failed] = [r for r in data["records"] if r["outcome"] == "failed"]
+    assert failed["message"] == (
+        "line 3: quantity for sku SKU-1 must be from 1 to 2,147,483,647; got 99999999999999999999"
+    )
+    assert cli_shop.json("orders", "show", "shop", "O-1")["status"] == "partially_shipped"
