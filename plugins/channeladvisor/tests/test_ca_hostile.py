@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from hub_channeladvisor import plugin
+from hub_channeladvisor.client import answers
 from hub_channeladvisor.client.answers import ForeignUrl, MalformedAnswer
 from hub_channeladvisor.client.paging import NextLinkPaginator
 from hub_core.channel import CatalogItem, ListingStatus
@@ -206,3 +207,19 @@ def test_a_batch_part_without_a_readable_status_is_retried_then_failed(ca, conn,
     assert [r.status for r in results] == [ListingStatus.UNLINKED] * 2
     assert "no readable status" in results[0].message
     assert len(ca.batches) == 5  # the policy's attempts, then it gives up
+
+
+def test_an_enormous_answer_is_not_read(ca, conn, h, monkeypatch) -> None:
+    monkeypatch.setattr(answers, "MAX_ANSWER_BYTES", 1000)
+    ca.get("Orders", {"text": "x" * 5000})
+    with pytest.raises(MalformedAnswer, match="larger than 1,000 bytes"):
+        get_orders(conn)
+    ca.get("Orders", {"text": "{}", "headers": {"Content-Length": "99999"}})
+    with pytest.raises(MalformedAnswer, match="larger than 1,000 bytes"):
+        get_orders(conn)
+
+
+def test_a_page_of_too_many_rows_is_refused(ca, conn, h) -> None:
+    ca.get("Orders", {"json": {"value": [{}] * (answers.MAX_PAGE_ROWS + 1)}})
+    with pytest.raises(MalformedAnswer, match="a page of 10,001 rows"):
+        get_orders(conn)

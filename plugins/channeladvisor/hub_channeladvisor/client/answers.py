@@ -19,6 +19,11 @@ import requests
 from hub_core.errors import ChannelError
 from hub_core.values import parse_quantity
 
+#: The largest answer read (ChannelAdvisor's pages and batches are far smaller): a larger
+#: one is refused before it can fill the memory.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+#: The most rows a page may hold (ChannelAdvisor sends at most 100).
+MAX_PAGE_ROWS = 10_000
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _TAGS = re.compile(r"<[^>]+>")
 
@@ -75,6 +80,33 @@ def refuse_redirect(response: requests.Response, url: str, base_url: str) -> Non
     )
 
 
+def read_capped(response: requests.Response, limit: int | None = None) -> None:
+    """Read a streamed answer's body, refusing one larger than ``limit`` bytes.
+
+    :raises MalformedAnswer: the answer declares or turns out to be larger than the limit.
+    """
+    limit = MAX_ANSWER_BYTES if limit is None else limit
+    declared = response.headers.get("Content-Length", "")
+    too_big = declared.isdigit() and int(declared) > limit
+    chunks: list[bytes] = []
+    total = 0
+    if not too_big:
+        for chunk in response.iter_content(chunk_size=256 * 1024):
+            total += len(chunk)
+            if total > limit:
+                too_big = True
+                break
+            chunks.append(chunk)
+    if too_big:
+        response.close()
+        raise MalformedAnswer(
+            f"ChannelAdvisor's answer is larger than {limit:,} bytes (HTTP "
+            f"{response.status_code}); the hub did not read it. Try again later."
+        )
+    # requests keeps a read body here; .content and .json() then work as without streaming.
+    response._content = b"".join(chunks)
+
+
 def describe_body(body: Any) -> str:
     """A short description of an answer for messages (an HTML page is named by its title)."""
     if body is None:
@@ -108,6 +140,11 @@ def collection(body: Any, what: str) -> list[dict[str, Any]]:
             "not answering normally."
         )
     value = body.get("value")
+    if isinstance(value, list) and len(value) > MAX_PAGE_ROWS:
+        raise MalformedAnswer(
+            f"ChannelAdvisor answered {what} with a page of {len(value):,} rows (pages hold "
+            f"100); the hub refuses pages of more than {MAX_PAGE_ROWS:,}."
+        )
     if not isinstance(value, list) or not all(isinstance(row, Mapping) for row in value):
         raise MalformedAnswer(
             f"ChannelAdvisor answered {what} without a readable 'value' list "

@@ -20,7 +20,12 @@ from urllib.parse import quote
 import requests
 
 from hub_channeladvisor.client import outcomes
-from hub_channeladvisor.client.answers import MalformedAnswer, describe_body, refuse_redirect
+from hub_channeladvisor.client.answers import (
+    MalformedAnswer,
+    describe_body,
+    read_capped,
+    refuse_redirect,
+)
 from hub_channeladvisor.client.auth import Authenticator
 from hub_channeladvisor.client.limiter import Limiter
 from hub_channeladvisor.client.outcomes import (
@@ -186,8 +191,10 @@ class HttpClient:
                 timeout=timeout or self.timeouts.default,
                 # Never followed: a redirect could carry the Bearer token to another host.
                 allow_redirects=False,
+                stream=True,
             )
-        refuse_redirect(response, url, self.base_url)
+            refuse_redirect(response, url, self.base_url)
+            read_capped(response)
         return response
 
     def request(
