@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
@@ -69,7 +69,7 @@ def _optional_money(value: Any) -> Decimal | None:
 
 
 #: Each column's check, in the order problems are reported (one row reports them all).
-_CHECKS: dict[str, Any] = {
+_CHECKS: dict[str, Callable[[Any], Any]] = {
     "sku": _sku,
     "title": lambda v: _text(v, limit=MAX_TITLE, required=True),
     "quantity": parse_quantity,
