@@ -55,12 +55,14 @@ def worker(directory: Path, files: list[Path]) -> None:
     hub = open_hub(directory)
     results = []
     for path in files:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = import_catalog(hub, path)
         results.append(
             {
                 "file": path.name,
                 "seconds": round(time.perf_counter() - started, 2),
+                # The machine is shared: CPU time is the import's own work.
+                "cpu_seconds": round(time.process_time() - cpu, 2),
                 "status": result.status,
                 "counts": dict(result.counts),
             }
@@ -93,7 +95,12 @@ def main() -> None:
         )
     names = ["first import", "unchanged again", "10% changed"]
     rows = [
-        {"phase": name, "seconds": item["seconds"], **item["counts"]}
+        {
+            "phase": name,
+            "seconds": item["seconds"],
+            "cpu_seconds": item["cpu_seconds"],
+            **item["counts"],
+        }
         for name, item in zip(names, reply["imports"], strict=True)
     ]
     report = {
@@ -108,7 +115,8 @@ def main() -> None:
     def render(data: Any) -> str:
         columns = [
             Column("phase", "phase"),
-            Column("seconds", "seconds", ".1f"),
+            Column("seconds", "wall s", ".1f"),
+            Column("cpu_seconds", "CPU s", ".1f"),
             Column("created", "created", ","),
             Column("updated", "updated", ","),
             Column("unchanged", "unchanged", ","),
