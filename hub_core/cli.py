@@ -255,9 +255,7 @@ def _finish(result: OperationResult, as_json: bool, summary: str | None = None) 
         raise click.exceptions.Exit(int(result.exit_code))
 
 
-def _key_values(
-    values: tuple[str, ...], flag: str, example: str | None = None
-) -> dict[str, str]:
+def _key_values(values: tuple[str, ...], flag: str, example: str | None = None) -> dict[str, str]:
     """``KEY=VALUE`` options as a dict; refuses a value without ``=`` or with an empty key."""
     parsed: dict[str, str] = {}
     bad = [v for v in values if "=" not in v or not v.split("=", 1)[0].strip()]

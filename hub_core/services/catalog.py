@@ -381,8 +381,7 @@ def _apply_chunk(
     table = CatalogProduct.__table__
     columns = [table.c.id, table.c.sku, *(table.c[k] for k in _COMPARED)]
     existing = {
-        row.sku: row
-        for row in session.execute(select(*columns).where(table.c.sku.in_(list(rows))))
+        row.sku: row for row in session.execute(select(*columns).where(table.c.sku.in_(list(rows))))
     }
     new_rows = []
     changed = []
