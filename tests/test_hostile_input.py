@@ -393,3 +393,24 @@ def test_shipments_file_headers_in_any_case_and_semicolons(
         "line 3: quantity for sku SKU-1 must be from 1 to 2,147,483,647; got 99999999999999999999"
     )
     assert cli_shop.json("orders", "show", "shop", "O-1")["status"] == "partially_shipped"
+
+
+def test_channeladvisor_connection_values_are_bounded(
+    hub_cli: Any, db_snapshot: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUB_CHANNELADVISOR_APPLICATION_ID", "app")
+    monkeypatch.setenv("HUB_CHANNELADVISOR_SHARED_SECRET", "secret-value")
+    before = db_snapshot(hub_cli.url)
+    add = ("connections", "add", "ca", "--channel", "channeladvisor")
+    tokens = ("--set", "access_token=a", "--set", "refresh_token=r")
+    for values, words in [
+        (("--set", "profile_id=99999999999999999999999"), "profile_id"),
+        (("--set", "profile_id=1", "--set", "distribution_center_id=2147483648"), "distribution"),
+        (("--set", "profile_id=1", "--set", "access_token="), "access_token"),
+        (("--set", "profile_id=1", "--set", "base_url=ftp://x"), "base_url"),
+        (("--set", "profile_id=1", "--set", "order_days=0"), "order_days"),
+    ]:
+        result = hub_cli(*add, *tokens, *values, code=2)
+        assert words in result.stderr, result.stderr
+        assert "secret-value" not in result.output
+    assert db_snapshot(hub_cli.url) == before

@@ -14,6 +14,9 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from hub_core.values import MAX_DAYS
 
+#: ChannelAdvisor's ids are 32-bit integers.
+MAX_INT32 = 2_147_483_647
+
 DEFAULT_BASE_URL = "https://api.channeladvisor.com"
 APPLICATION_ID_ENV = "HUB_CHANNELADVISOR_APPLICATION_ID"
 SHARED_SECRET_ENV = "HUB_CHANNELADVISOR_SHARED_SECRET"
@@ -160,7 +163,7 @@ class ConnectionSchema(Schema):
 
     access_token = fields.String(required=True, validate=validate.Length(min=1))
     refresh_token = fields.String(required=True, validate=validate.Length(min=1))
-    profile_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    profile_id = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_INT32))
     application_id = fields.String(load_default=None, allow_none=True)
     shared_secret = fields.String(load_default=None, allow_none=True)
     base_url = fields.URL(
@@ -212,7 +215,9 @@ class SettingsSchema(Schema):
     quantity_update_type = _Choice(
         QUANTITY_UPDATE_TYPES, "quantity update type", load_default="UnShipped"
     )
-    distribution_center_id = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    distribution_center_id = fields.Integer(
+        load_default=0, validate=validate.Range(min=0, max=MAX_INT32)
+    )
     price_field = _Choice(PRICE_FIELDS, "ChannelAdvisor price field", load_default="BuyItNowPrice")
 
 
