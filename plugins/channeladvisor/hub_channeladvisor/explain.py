@@ -26,6 +26,7 @@ import shlex
 from datetime import UTC, datetime
 from typing import Any
 
+from hub_channeladvisor.client.answers import entity_id
 from hub_channeladvisor.client.api import ChannelAdvisorClient, rows
 from hub_channeladvisor.client.session import odata_string
 from hub_channeladvisor.orders import (
@@ -91,7 +92,7 @@ def explain_order(
             ],
             {"ref": ref, "profile_id": client.profile_id},
         )
-    order_id = str(order.get("ID"))
+    order_id = str(entity_id(order.get("ID"), "the order looked up"))
     reasons: list[str] = []
     facts: dict[str, Any] = {
         "channel_order_id": order_id,
@@ -111,7 +112,8 @@ def explain_order(
         facts["note"] = f"Several ChannelAdvisor orders carry this marketplace id: {reasons_note}."
 
     profile = order.get("ProfileID")
-    same_profile = profile is None or int(profile) == client.profile_id
+    # Compared as text: an ID of the wrong type must not stop the explanation.
+    same_profile = profile is None or str(profile) == str(client.profile_id)
     if not same_profile:
         reasons.append(
             f"The order belongs to profile {profile}, not to this connection's profile "

@@ -223,3 +223,9 @@ def test_a_page_of_too_many_rows_is_refused(ca, conn, h) -> None:
     ca.get("Orders", {"json": {"value": [{}] * (answers.MAX_PAGE_ROWS + 1)}})
     with pytest.raises(MalformedAnswer, match="a page of 10,001 rows"):
         get_orders(conn)
+
+
+def test_explain_refuses_an_order_without_a_readable_id(ca, conn, h) -> None:
+    ca.m.get(f"{h.API}/Orders(5)", json=order("five", ProfileID="12345678"))
+    with pytest.raises(MalformedAnswer, match="whose ID is 'five'"):
+        plugin.hub_explain_order(connection=conn(), ref="5", days=7)
