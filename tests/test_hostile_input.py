@@ -189,6 +189,9 @@ def test_a_file_with_another_separator_is_explained(
     path.write_text("sku|title|quantity|price\nA|Apple|1|1\n")
     result = hub_cli("catalog", "import", str(path), code=2)
     assert "single column" in result.stderr and "separated by commas" in result.stderr
+    path.write_text("sku,title,quantity,price,SKU\nA,Apple,1,1,B\n")
+    result = hub_cli("catalog", "import", str(path), code=2)
+    assert "the header names sku more than once" in result.stderr
     assert db_snapshot(hub_cli.url) == before
 
 

@@ -167,6 +167,12 @@ class CsvTable:
                 f"{', '.join(missing)}{hint}. The first line must name the columns {layout}, "
                 "separated by commas (or semicolons)."
             )
+        twice = sorted({c for c in self.columns if self.columns.count(c) > 1})
+        if twice:
+            raise InvalidInput(
+                f"{self.path}: the header names {', '.join(twice)} more than once; keep one "
+                "column of each name."
+            )
         unknown = [c for c in self.columns if c not in (*required, *optional)]
         if unknown:
             raise InvalidInput(
