@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urljoin
 
 from hub_channeladvisor.client.answers import MalformedAnswer, check_same_origin, describe_body
-
 from hub_core.crash import crash_point
 
 log = logging.getLogger(__name__)
