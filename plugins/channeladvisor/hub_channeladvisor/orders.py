@@ -312,8 +312,8 @@ def iter_cancellations(
     seen = set() if seen is None else seen
     url = client.orders_url(cancellations_filter(client.profile_id, days), exported=True)
     for page in client.pages(url):
-        for order in rows(page):
-            order_id = str(order.get("ID"))
+        for order in collection(page, "the cancelled orders"):
+            order_id = str(entity_id(order.get("ID"), "a cancelled order"))
             if order_id in seen or not is_cancelled(order):
                 continue
             seen.add(order_id)
