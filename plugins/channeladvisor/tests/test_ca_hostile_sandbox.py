@@ -6,6 +6,7 @@ no token) ever left the connection's base URL. What was stored before a failure 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def seed(sandbox: Sandbox, count: int) -> list[int]:
 
 
 def stored(hub: Hub) -> int:
-    return len(hub("orders", "list").stdout.splitlines())
+    return len(json.loads(hub("orders", "list", "--json").stdout))
 
 
 def test_a_foreign_next_link_fails_the_run_and_keeps_what_was_read(
