@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from hub_core.channel import NullProgress, Progress
-from hub_core.db import Database
+from hub_core.db import DATABASE_ENV, Database
 from hub_core.errors import ExitCode, HubError, InvalidInput, redact
 from hub_core.plugins import PluginLoadWarning, Registry
 from hub_core.services import Hub, OperationResult
@@ -981,26 +981,7 @@ def shipments_cancel(ctx: click.Context, name: str, shipment_id: str, as_json: b
 def run_command(ctx: click.Context, name: str, as_json: bool) -> None:
     """Run every supported operation of a connection, in order."""
     data, code = run_connection(_hub(ctx), name)
-    if as_json:
-        _dump(data)
-    else:
-        _table(
-            ["OPERATION", "RUN", "STATUS", "SUMMARY"],
-            (
-                [
-                    step["operation"],
-                    step.get("run_id"),
-                    step["status"].replace("_", " "),
-                    _step_summary(step),
-                ]
-                for step in data["operations"]
-            ),
-            right={1},
-        )
-        click.echo(f"{name}: {data['status']}.")
-        attention = [s for s in data["operations"] if s.get("run_id") and s["status"] != "ok"]
-        if attention:
-            click.echo(f"Details: 'hub runs show {attention[0]['run_id']}'.")
+    _dump(data) if as_json else _print_run(data)
     if code:
         raise click.exceptions.Exit(int(code))
 
@@ -1013,6 +994,27 @@ def _step_summary(step: dict[str, Any]) -> str:
         text = _counts_text(step["counts"])
         return f"{text}; {step['message']}" if step.get("message") else text
     return step.get("message", "")
+
+
+def _print_run(data: dict[str, Any]) -> None:
+    """A ``hub run`` document as text: one line per operation, then the verdict."""
+    _table(
+        ["OPERATION", "RUN", "STATUS", "SUMMARY"],
+        (
+            [
+                step["operation"],
+                step.get("run_id"),
+                step["status"].replace("_", " "),
+                _step_summary(step),
+            ]
+            for step in data["operations"]
+        ),
+        right={1},
+    )
+    click.echo(f"{data['connection']}: {data['status']}.")
+    attention = [s for s in data["operations"] if s.get("run_id") and s["status"] != "ok"]
+    if attention:
+        click.echo(f"Details: 'hub runs show {attention[0]['run_id']}'.")
 
 
 @cli.group("runs")
@@ -1156,6 +1158,148 @@ def secrets_rotate_key(ctx: click.Context, keep_old: bool, as_json: bool) -> Non
         f"Re-encrypted the secrets of {data['connections_reencrypted']} connection(s) "
         f"with the key from {data['key']['location']}. {data['note']}"
     )
+
+
+# --- running at scale: worker, dispatch, schedule -------------------------------------------
+
+
+def _scale_setup(ctx: click.Context) -> None:
+    """Check the database (a clear error naming it) and hand its URL to the Celery processes
+    through ``HUB_DATABASE_URL`` (a pool process or beat opens its own connections)."""
+    db = Database(ctx.find_root().obj.get("url"))
+    os.environ[DATABASE_ENV] = db.url
+    db.dispose()
+
+
+def _celery() -> Any:
+    """The worker package, or a clear error when the ``worker`` extra is not installed."""
+    try:
+        from hub_core.worker import app as worker_app
+    except ImportError as exc:
+        raise HubError(
+            f"Running at scale needs Celery ({exc}). Install it: pip install 'hub-core[worker]'."
+        ) from None
+    return worker_app
+
+
+@cli.command("worker")
+@click.option(
+    "--concurrency", type=click.IntRange(1, 512), default=4, show_default=True,
+    help="Operations run at once by this worker.",
+)
+@click.option(
+    "--queues", default="hub", show_default=True, metavar="Q[,Q]...",
+    help="Queues to take tasks from.",
+)
+@click.option(
+    "--pool", type=click.Choice(["threads", "prefork", "solo"]), default="threads",
+    show_default=True, help="Celery execution pool (operations wait on the network: threads).",
+)
+@click.option("--loglevel", default="INFO", show_default=True, help="Celery log level.")
+@click.pass_context
+def worker_command(
+    ctx: click.Context, concurrency: int, queues: str, pool: str, loglevel: str
+) -> None:
+    """Start a Celery worker that runs dispatched and scheduled operations (HUB_BROKER_URL)."""
+    worker_app = _celery()
+    _scale_setup(ctx)
+    app = worker_app.make_app()
+    worker_app.check_broker(app)
+    app.worker_main(
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--queues={queues}",
+            f"--pool={pool}",
+            f"--loglevel={loglevel}",
+            f"--hostname=hub-{os.getpid()}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ]
+    )
+
+
+@cli.command("dispatch")
+@click.argument("name", required=False)
+@click.option("--all", "all_connections", is_flag=True, help="Every connection.")
+@click.option(
+    "--operation", "operations", multiple=True,
+    type=click.Choice(["link_listings", "sync_listings", "get_orders", "sync_orders"]),
+    help="Only this operation (repeatable; default: every supported one, in order).",
+)
+@click.option("--wait", is_flag=True, help="Wait for the runs and print them like 'hub run'.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=1), default=3600.0, show_default=True,
+    help="With --wait: give up after this many seconds.",
+)
+@json_option
+@click.pass_context
+def dispatch_command(
+    ctx: click.Context,
+    name: str | None,
+    all_connections: bool,
+    operations: tuple[str, ...],
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Enqueue operations of connection NAME (or --all) for the workers."""
+    if bool(name) == all_connections:
+        raise InvalidInput("Give a connection NAME or --all (not both). Example: hub dispatch shop")
+    worker_app = _celery()
+    from hub_core.worker import dispatch
+
+    planned, notes = dispatch.plan(_hub(ctx), name, operations)
+    for text in notes:
+        _note(text)
+    if not planned:
+        _dump([] if wait else {"enqueued": []}) if as_json else _note("Nothing to dispatch.")
+        return
+    dispatch.enqueue(worker_app.make_app(), planned, wait=wait)
+    if not wait:
+        tasks = [
+            {"connection": p.connection, "operation": op, "task_id": r.id}
+            for p in planned
+            for op, r in zip(p.operations, p.results, strict=True)
+        ]
+        if as_json:
+            _dump({"enqueued": tasks})
+        else:
+            for task in tasks:
+                click.echo(
+                    f"enqueued {task['operation']:16} {task['connection']}  {task['task_id']}"
+                )
+        return
+    documents = dispatch.collect(planned, timeout)
+    code = max((c for _, c in documents), default=ExitCode.OK)
+    if as_json:
+        _dump(documents[0][0] if name else [d for d, _ in documents])
+    else:
+        for data, _ in documents:
+            if not name:
+                click.echo(f"{data['connection']}: {data['status']}")
+            _print_run(data)
+    if code:
+        raise click.exceptions.Exit(int(code))
+
+
+@cli.command("schedule")
+@click.option("--loglevel", default="INFO", show_default=True, help="Celery log level.")
+@click.pass_context
+def schedule_command(ctx: click.Context, loglevel: str) -> None:
+    """Run the scheduler (celery beat): each connection's operations at its intervals."""
+    worker_app = _celery()
+    _scale_setup(ctx)
+    from hub_core.worker.scheduler import refresh_seconds
+
+    refresh = refresh_seconds()
+    app = worker_app.make_app()
+    worker_app.check_broker(app)
+    app.Beat(
+        scheduler="hub_core.worker.scheduler:DatabaseScheduler",
+        max_interval=refresh,
+        loglevel=loglevel,
+    ).run()
 
 
 def main() -> None:

@@ -17,6 +17,12 @@ from hub_core.errors import InvalidInput, NeedsReauth, NotFound, redact
 from hub_core.models import Connection
 from hub_core.plugins import Channel
 from hub_core.services.context import Hub
+from hub_core.services.schedule import (
+    SCHEDULE_DEFAULTS,
+    ScheduleSettingsSchema,
+    schedule_settings,
+    split_settings,
+)
 
 HEALTH_NEEDS_REAUTH = "needs_reauth"
 
@@ -78,7 +84,8 @@ def _load(schema_cls: type[Schema], values: Mapping[str, Any], what: str) -> dic
 def split_values(channel: Channel, values: Mapping[str, str]) -> tuple[dict, dict]:
     """Split ``--set`` values into connection values and settings; refuse unknown keys."""
     config_keys = _field_names(channel.connection_schema)
-    setting_keys = _field_names(channel.settings_schema)
+    # The scheduler's settings are the core's: every connection takes them.
+    setting_keys = _field_names(channel.settings_schema) + list(SCHEDULE_DEFAULTS)
     unknown = [k for k in values if k not in config_keys and k not in setting_keys]
     if unknown:
         raise InvalidInput(
@@ -93,8 +100,11 @@ def split_values(channel: Channel, values: Mapping[str, str]) -> tuple[dict, dic
 
 def _validate(channel: Channel, config: dict[str, Any], settings: dict[str, Any]) -> tuple:
     loaded_config, config_problems = _problems(channel.connection_schema, config)
-    loaded_settings, setting_problems = _problems(channel.settings_schema, settings)
-    problems = config_problems + [f"setting {p}" for p in setting_problems]
+    channel_settings, schedule = split_settings(settings)
+    loaded_settings, setting_problems = _problems(channel.settings_schema, channel_settings)
+    loaded_schedule, schedule_problems = _problems(ScheduleSettingsSchema, schedule)
+    loaded_settings.update(loaded_schedule)
+    problems = config_problems + [f"setting {p}" for p in setting_problems + schedule_problems]
     if problems:
         raise InvalidInput(f"Invalid values for a {channel.title} connection:", errors=problems)
     # Store only what was given (typed): defaults such as environment fallbacks are applied
@@ -184,12 +194,12 @@ def describe(hub: Hub, row: Connection) -> dict[str, Any]:
     """A connection's JSON shape, secrets shown only as set/not set."""
     channel = hub.registry.channels.get(row.channel)
     secrets = secret_keys(channel.connection_schema) if channel else ()
-    settings: dict[str, Any] = dict(row.settings)
+    own, _ = split_settings(row.settings)
+    settings: dict[str, Any] = dict(own)
     if channel:
         with contextlib.suppress(ValidationError):
-            settings = channel.settings_schema().dump(
-                channel.settings_schema().load(dict(row.settings))
-            )
+            settings = channel.settings_schema().dump(channel.settings_schema().load(own))
+    settings.update(schedule_settings(row.settings))
     hidden = hidden_keys(channel.connection_schema) if channel else ()
     config = {
         k: ("***" if k in secrets or is_encrypted(v) else v)
@@ -205,6 +215,8 @@ def describe(hub: Hub, row: Connection) -> dict[str, Any]:
         "health_message": row.health_message,
         # Operations and the scheduler skip it until it is reconnected.
         "needs_reauth": row.health == HEALTH_NEEDS_REAUTH,
+        # The scheduler skips a connection that must be reconnected until it is fixed.
+        "scheduled": row.health != HEALTH_NEEDS_REAUTH,
         "created_at": row.created_at.isoformat(),
     }
 
@@ -237,7 +249,9 @@ def open_connection(
         raise NeedsReauth(channel.reauth_message(row.name, row.health_message))
     stored_config = hub.db.secrets.open(row.config, f"connection {name!r}")
     config = _load(channel.connection_schema, stored_config, f"connection values of {name!r}")
-    settings = _load(channel.settings_schema, row.settings, f"settings of {name!r}")
+    # The plugin sees its own settings only; the schedule's are the core's.
+    own_settings, _ = split_settings(row.settings)
+    settings = _load(channel.settings_schema, own_settings, f"settings of {name!r}")
     secrets = secret_keys(channel.connection_schema)
     if secrets:
         # save_config seals inside a transaction: load (or create) the key before any.
