@@ -1188,8 +1188,7 @@ def _celery() -> Any:
     help="Operations run at once by this worker.",
 )
 @click.option(
-    "--queues", default="hub", show_default=True, metavar="Q[,Q]...",
-    help="Queues to take tasks from.",
+    "--queues", metavar="Q[,Q]...", help="Queues to take tasks from (default HUB_QUEUE, else hub).",
 )
 @click.option(
     "--pool", type=click.Choice(["threads", "prefork", "solo"]), default="threads",
@@ -1198,7 +1197,7 @@ def _celery() -> Any:
 @click.option("--loglevel", default="INFO", show_default=True, help="Celery log level.")
 @click.pass_context
 def worker_command(
-    ctx: click.Context, concurrency: int, queues: str, pool: str, loglevel: str
+    ctx: click.Context, concurrency: int, queues: str | None, pool: str, loglevel: str
 ) -> None:
     """Start a Celery worker that runs dispatched and scheduled operations (HUB_BROKER_URL)."""
     worker_app = _celery()
@@ -1209,7 +1208,7 @@ def worker_command(
         [
             "worker",
             f"--concurrency={concurrency}",
-            f"--queues={queues}",
+            f"--queues={queues or worker_app.queue_name()}",
             f"--pool={pool}",
             f"--loglevel={loglevel}",
             f"--hostname=hub-{os.getpid()}@%h",

@@ -25,7 +25,9 @@ RESULT_BACKEND_ENV = "HUB_RESULT_BACKEND"
 #: worker. RabbitMQ redelivers as soon as the worker's connection drops.
 VISIBILITY_TIMEOUT_ENV = "HUB_BROKER_VISIBILITY_TIMEOUT"
 DEFAULT_VISIBILITY_TIMEOUT = 3600
-#: The queue tasks go to unless a worker is started with ``--queues``.
+#: The queue dispatched and scheduled tasks go to, and workers take from by default
+#: (``HUB_QUEUE``; one per hub installation sharing a broker).
+QUEUE_ENV = "HUB_QUEUE"
 DEFAULT_QUEUE = "hub"
 #: Seconds to wait for the broker before saying it is unreachable.
 CONNECT_TIMEOUT = 5.0
@@ -34,6 +36,11 @@ CONNECT_TIMEOUT = 5.0
 def broker_url() -> str:
     """``HUB_BROKER_URL`` or the default local Redis."""
     return os.environ.get(BROKER_ENV, "").strip() or DEFAULT_BROKER
+
+
+def queue_name() -> str:
+    """``HUB_QUEUE`` or ``hub``."""
+    return os.environ.get(QUEUE_ENV, "").strip() or DEFAULT_QUEUE
 
 
 def result_backend(broker: str) -> str:
@@ -69,7 +76,7 @@ def make_app(broker: str | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         # One task at a time per worker slot: a long run does not hold others hostage.
         worker_prefetch_multiplier=1,
-        task_default_queue=DEFAULT_QUEUE,
+        task_default_queue=queue_name(),
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -89,6 +96,10 @@ def make_app(broker: str | None = None) -> Celery:
     return app
 
 
+def _reason(exc: BaseException) -> str:
+    return f"{exc.__class__.__name__}: {str(exc).rstrip('.')}"
+
+
 def check_broker(app: Celery) -> None:
     """Connect to the broker once; a clear error naming it (exit 1) when it is unreachable."""
     url = app.conf.broker_url
@@ -97,7 +108,7 @@ def check_broker(app: Celery) -> None:
             connection.ensure_connection(max_retries=1, timeout=CONNECT_TIMEOUT)
     except Exception as exc:
         raise HubError(
-            f"Cannot reach the broker {safe_url(url)}: {exc.__class__.__name__}: {exc}. "
+            f"Cannot reach the broker {safe_url(url)}: {_reason(exc)}. "
             f"Start it, or point {BROKER_ENV} at a running Redis or RabbitMQ."
         ) from None
 
@@ -111,6 +122,6 @@ def check_result_backend(app: Celery) -> None:
         app.backend.client.ping()
     except Exception as exc:
         raise HubError(
-            f"Cannot reach the result backend {safe_url(url)}: {exc.__class__.__name__}: {exc}. "
+            f"Cannot reach the result backend {safe_url(url)}: {_reason(exc)}. "
             f"Start Redis, or point {RESULT_BACKEND_ENV} at a running one."
         ) from None
