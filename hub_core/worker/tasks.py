@@ -38,6 +38,7 @@ from hub_core.errors import (
 )
 from hub_core.services.context import Hub
 from hub_core.services.operations import STEPS
+from hub_core.worker.exclusive import exclusive
 
 log = logging.getLogger("hub.worker")
 
@@ -48,8 +49,8 @@ TRANSIENT_RETRIES = 6
 BACKOFF_FACTOR = 2
 BACKOFF_MAX = 300
 #: Retries while another run of the same (connection, operation) works, this far apart.
-IN_PROGRESS_RETRIES = 120
-IN_PROGRESS_COUNTDOWN = 5
+IN_PROGRESS_RETRIES = 300
+IN_PROGRESS_COUNTDOWN = 2
 
 _hub: Hub | None = None
 _hub_lock = threading.Lock()
@@ -119,7 +120,8 @@ def run_operation(
     try:
         # Each task its own view of the hub: the trigger is per run, the pools are shared.
         hub = dataclasses.replace(worker_hub(), trigger=trigger)
-        result = OPERATIONS[operation](hub, connection)
+        with exclusive(hub, connection, operation):
+            result = OPERATIONS[operation](hub, connection)
         step = result.to_json()
     except RunInProgress as exc:
         try:
