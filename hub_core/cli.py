@@ -1202,6 +1202,7 @@ def worker_command(
     """Start a Celery worker that runs dispatched and scheduled operations (HUB_BROKER_URL)."""
     worker_app = _celery()
     _scale_setup(ctx)
+    os.environ["HUB_WORKER_CONCURRENCY"] = str(concurrency)  # sizes each process's pool
     app = worker_app.make_app()
     worker_app.check_broker(app)
     app.worker_main(

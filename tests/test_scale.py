@@ -450,3 +450,59 @@ def test_two_workers_and_a_cli_process_on_one_profile_never_pass_its_limit(
         sum(units for when, units in spent if start <= when < start + 60) for start, _ in spent
     )
     assert busiest <= limit
+
+
+# --- hub dispatch through the CLI -------------------------------------------------------------
+
+
+def test_dispatch_wait_prints_the_runs_like_hub_run(
+    on_redis: Scale, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from hub_core.cli import cli
+
+    scale = on_redis
+    store = FakeStore(tmp_path / "fake.json")
+    store.create()
+    store.add_product("SKU-1", "Mug", 0, "1.00")
+    store.add_order([("SKU-1", 1)], shipping_text="UPS - Ground", order_id="O-1")
+    add_connection(scale.hub, "shop", "fake", {"store": str(store.path)})
+    add_mapping(scale.hub, "shop", "UPS - Ground", "standard")
+    monkeypatch.setenv("HUB_BROKER_URL", scale.broker)
+    monkeypatch.setenv("HUB_QUEUE", scale.queue)
+    scale.worker(concurrency=2)
+
+    def hub(*args: str) -> Any:
+        result = CliRunner().invoke(cli, ["--database-url", scale.database_url, *args])
+        assert "Traceback" not in result.output, result.output
+        return result
+
+    result = hub("dispatch", "shop", "--wait", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["connection"] == "shop" and data["status"] == "ok"
+    assert [s["operation"] for s in data["operations"]] == [
+        "link_listings", "sync_listings", "get_orders", "sync_orders",
+    ]  # fmt: skip
+    assert [r["ref"] for r in data["operations"][2]["records"]] == ["O-1"]
+    assert all(isinstance(s["run_id"], int) for s in data["operations"])
+
+    # Some records failed: exit 4, as `hub run` would.
+    ship_order(scale.hub, "shop", "O-1", tracking="T1", carrier="UPS", shipping_class="Ground")
+    store.fail("sync_orders", ref="hub-1", times=1)
+    result = hub("dispatch", "shop", "--operation", "sync_orders", "--wait")
+    assert result.exit_code == 4, result.output
+    assert "sync_orders" in result.stdout and "partial" in result.stdout
+    result = hub("dispatch", "--all", "--operation", "sync_orders", "--wait", "--json")
+    assert result.exit_code == 0, result.output
+    [again] = json.loads(result.stdout)
+    assert again["operations"][0]["counts"] == {"ok": 1}
+    assert len(store.shipments_received()) == 1
+
+    # Without --wait: the tasks are enqueued, nothing is printed but their ids.
+    result = hub("dispatch", "--all", "--json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["enqueued"]) == 4

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import socket
 import threading
 from datetime import UTC, datetime
@@ -52,6 +53,9 @@ BACKOFF_MAX = 300
 IN_PROGRESS_RETRIES = 300
 IN_PROGRESS_COUNTDOWN = 2
 
+#: Set by ``hub worker``: operations run at once in this process (sizes the database pool).
+CONCURRENCY_ENV = "HUB_WORKER_CONCURRENCY"
+
 _hub: Hub | None = None
 _hub_lock = threading.Lock()
 
@@ -68,12 +72,19 @@ def worker_hub() -> Hub:
             from hub_core.db import Database
             from hub_core.plugins import Registry
 
+            # A running task holds one pooled connection for its work and one for its lock.
+            slots = 2 * _concurrency() + 1
             try:
-                database = Database(None, pool_pre_ping=True)
+                database = Database(None, pool_pre_ping=True, pool_size=slots, max_overflow=5)
             except HubError as exc:
                 raise DatabaseUnavailable(exc.message) from None
             _hub = Hub(db=database, registry=Registry.load())
         return _hub
+
+
+def _concurrency() -> int:
+    raw = os.environ.get(CONCURRENCY_ENV, "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else 4
 
 
 @worker_process_init.connect
