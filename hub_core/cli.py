@@ -1290,9 +1290,11 @@ def schedule_command(ctx: click.Context, loglevel: str) -> None:
     """Run the scheduler (celery beat): each connection's operations at its intervals."""
     worker_app = _celery()
     _scale_setup(ctx)
+    from hub_core.services.schedule import intervals
     from hub_core.worker.scheduler import refresh_seconds
 
     refresh = refresh_seconds()
+    intervals({})  # a bad HUB_SCHEDULE_SCALE stops here (exit 2), not in every read
     app = worker_app.make_app()
     worker_app.check_broker(app)
     app.Beat(

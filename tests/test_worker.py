@@ -129,6 +129,21 @@ def test_an_unreachable_broker_is_one_clear_error_naming_it(
     assert len(result.output.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("HUB_SCHEDULE_SCALE", "fast"), ("HUB_SCHEDULE_REFRESH", "-1"),
+     ("HUB_BROKER_VISIBILITY_TIMEOUT", "soon")],
+)  # fmt: skip
+def test_bad_scale_settings_stop_the_scheduler_with_exit_2(
+    cli_shop: Any, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv("HUB_BROKER_URL", DEAD_BROKER)
+    monkeypatch.setenv("HUB_DATABASE_URL", cli_shop.url)
+    monkeypatch.setenv(variable, value)
+    result = cli_shop("schedule", code=2)
+    assert variable in result.output and "e.g." in result.output
+
+
 def test_dispatch_json_error_is_one_document(
     cli_shop: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

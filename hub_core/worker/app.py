@@ -16,7 +16,7 @@ import os
 from celery import Celery
 from kombu.utils.url import maybe_sanitize_url
 
-from hub_core.errors import HubError
+from hub_core.errors import HubError, InvalidInput
 
 BROKER_ENV = "HUB_BROKER_URL"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
@@ -61,7 +61,7 @@ def _visibility_timeout() -> int:
     if not raw:
         return DEFAULT_VISIBILITY_TIMEOUT
     if not raw.isdigit() or int(raw) <= 0:
-        raise HubError(
+        raise InvalidInput(
             f"{VISIBILITY_TIMEOUT_ENV}={raw!r} must be a whole number of seconds, e.g. 3600."
         )
     return int(raw)

@@ -22,7 +22,7 @@ from celery.beat import ScheduleEntry, Scheduler
 from celery.schedules import schedule as every
 from sqlalchemy import select
 
-from hub_core.errors import HubError
+from hub_core.errors import InvalidInput
 from hub_core.models import Connection, Run
 from hub_core.services.connections import HEALTH_NEEDS_REAUTH
 from hub_core.services.schedule import intervals
@@ -44,7 +44,9 @@ def refresh_seconds() -> float:
     except ValueError:
         value = 0.0
     if not value > 0:
-        raise HubError(f"{REFRESH_ENV}={raw!r} must be a positive number of seconds, e.g. 30.")
+        raise InvalidInput(
+            f"{REFRESH_ENV}={raw!r} must be a positive number of seconds, e.g. 30."
+        )
     return value
 
 
