@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hub_core.services.schedule import SCHEDULE_DEFAULTS
 from hub_fake_channel.store import FakeStore
 
 SECRET = "sk-live-8f2e7c1d"
@@ -44,13 +45,16 @@ def test_add_list_show_configure_remove(hub_cli: Any, store: FakeStore) -> None:
     assert {"name", "channel", "config", "settings", "health"} <= set(listed[0])
 
     shown = hub_cli.json("connections", "show", "shop")
-    assert shown["settings"] == {"order_days": 7, "statuses": "open"}
+    # The channel's settings, then the scheduler's (every connection has them).
+    assert shown["settings"] == {"order_days": 7, "statuses": "open", **SCHEDULE_DEFAULTS}
     assert "shop (fake)" in hub_cli("connections", "show", "shop").stdout
 
     configured = hub_cli.json(
         "connections", "configure", "shop", "--set", "order_days=3", "--set", "statuses=open,paid"
     )
-    assert configured["settings"] == {"order_days": 3, "statuses": "open,paid"}
+    assert configured["settings"] == {
+        "order_days": 3, "statuses": "open,paid", **SCHEDULE_DEFAULTS
+    }
     assert hub_cli.json("connections", "show", "shop")["settings"]["order_days"] == 3
 
     assert "Removed connection 'shop'" in hub_cli("connections", "remove", "shop").stdout
