@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from hub_core.errors import ExitCode, HubError, NeedsReauth, NotSupported
 from hub_core.models import Connection
-from hub_core.services.connections import HEALTH_NEEDS_REAUTH, get_connection, reauth_message
+from hub_core.services.connections import HEALTH_NEEDS_REAUTH, get_connection
 from hub_core.services.context import Hub
 from hub_core.services.schedule import SCHEDULED_OPERATIONS
 from hub_core.worker.app import check_broker, check_result_backend
@@ -56,12 +56,12 @@ def plan(
         found = [(row.name, row.channel, row.health, row.health_message) for row in rows]
     planned: list[Planned] = []
     for connection, channel_name, health, health_message in found:
+        channel = hub.registry.channel(channel_name)
         if health == HEALTH_NEEDS_REAUTH:
             if name is not None:
-                raise NeedsReauth(reauth_message(connection, health_message))
+                raise NeedsReauth(channel.reauth_message(connection, health_message))
             notes.append(f"{connection}: skipped, it must be reconnected (needs_reauth)")
             continue
-        channel = hub.registry.channel(channel_name)
         wanted = asked or list(SCHEDULED_OPERATIONS)
         unsupported = [op for op in wanted if not channel.supports(op)]
         if unsupported and asked and name is not None:
