@@ -353,6 +353,11 @@ def main() -> None:
     args = parser.parse_args()
     import tempfile
 
+    from cryptography.fernet import Fernet
+
+    # One key for this process (which adds the connections) and its workers, none on disk.
+    os.environ.setdefault("HUB_SECRET_KEY", Fernet.generate_key().decode())
+
     phases = []
     for workers in [int(w) for w in args.workers.split(",")]:
         with tempfile.TemporaryDirectory(prefix="hub-fleet-") as scratch:

@@ -139,7 +139,6 @@ class Scale:
             "HUB_DATABASE_URL": database_url,
             "HUB_BROKER_URL": broker,
             "HUB_QUEUE": self.queue,
-            "HUB_HOME": str(workdir),
         }
 
     def spawn(self, *args: str, env: dict[str, str] | None = None) -> HubProcess:
@@ -181,6 +180,15 @@ def sandbox(tmp_path: Path) -> Iterator[ChannelAdvisorHarness]:
     harness.start()
     yield harness
     harness.stop()
+
+
+@pytest.fixture(autouse=True)
+def _one_secret_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """This process and its workers encrypt and decrypt connection secrets with one key."""
+    from cryptography.fernet import Fernet
+
+    monkeypatch.setenv("HUB_SECRET_KEY", Fernet.generate_key().decode())
+    monkeypatch.setenv("HUB_HOME", str(tmp_path))
 
 
 def _world(postgres_url: str, broker: str, tmp_path: Path, registry: Registry) -> Iterator[Scale]:
