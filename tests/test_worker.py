@@ -280,7 +280,7 @@ def test_task_waits_for_a_run_in_progress(
     task_hub: Hub, shop: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    busy = RunInProgress("get_orders of shop is running since 10:00 (run 3)")
+    busy = RunInProgress("get_orders of shop is running since 10:00 (run 3)", run_id=3, since=None)
     monkeypatch.setitem(tasks.OPERATIONS, "get_orders", _operation_raising(busy, calls))
     task = FakeTask()
     with pytest.raises(Retry):

@@ -39,7 +39,6 @@ from hub_core.errors import (
 )
 from hub_core.services.context import Hub
 from hub_core.services.operations import STEPS
-from hub_core.worker.exclusive import exclusive
 
 log = logging.getLogger("hub.worker")
 
@@ -131,8 +130,9 @@ def run_operation(
     try:
         # Each task its own view of the hub: the trigger is per run, the pools are shared.
         hub = dataclasses.replace(worker_hub(), trigger=trigger)
-        with exclusive(hub, connection, operation):
-            result = OPERATIONS[operation](hub, connection)
+        # The run's lease (hub_core.services.leases) keeps one run per (connection, operation)
+        # across workers and CLI processes: a second one raises RunInProgress.
+        result = OPERATIONS[operation](hub, connection)
         step = result.to_json()
     except RunInProgress as exc:
         try:
