@@ -197,7 +197,7 @@ def test_connections_list_says_a_needs_reauth_connection_is_not_scheduled(
         open_connection(hub, "shop")[2].mark_needs_reauth("refused")
     finally:
         hub.db.dispose()
-    assert "not scheduled until reconnected" in cli_shop("connections", "list").output
+    assert "must be reconnected, skipped until then" in cli_shop("connections", "list").output
     assert cli_shop.json("connections", "list")[0]["scheduled"] is False
 
 
