@@ -426,11 +426,11 @@ def _alembic(url: str, action: str, revision: str) -> None:
 
 
 def test_the_migration_encrypts_and_its_downgrade_decrypts(
-    database_url: str, registry: Registry
+    fresh_database_url: str, registry: Registry
 ) -> None:
-    _alembic(database_url, "upgrade", "head")  # the PostgreSQL case starts empty
-    _alembic(database_url, "downgrade", "0001")
-    engine = create_engine(database_url)
+    _alembic(fresh_database_url, "upgrade", "head")  # an empty schema (it ends at 0001)
+    _alembic(fresh_database_url, "downgrade", "0001")
+    engine = create_engine(fresh_database_url)
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -441,11 +441,11 @@ def test_the_migration_encrypts_and_its_downgrade_decrypts(
             {"c": json.dumps({"store": "x.json", "api_key": SECRET})},
         )
     engine.dispose()
-    _alembic(database_url, "upgrade", "head")
-    assert set(_stored_config(database_url)["api_key"]) == {MARKER}
-    assert _opened(database_url, registry, "shop")["api_key"] == SECRET
-    _alembic(database_url, "downgrade", "0001")
-    assert _stored_config(database_url) == {"store": "x.json", "api_key": SECRET}
+    _alembic(fresh_database_url, "upgrade", "head")
+    assert set(_stored_config(fresh_database_url)["api_key"]) == {MARKER}
+    assert _opened(fresh_database_url, registry, "shop")["api_key"] == SECRET
+    _alembic(fresh_database_url, "downgrade", "0001")
+    assert _stored_config(fresh_database_url) == {"store": "x.json", "api_key": SECRET}
 
 
 # --- a private database -----------------------------------------------------------------------
