@@ -178,11 +178,16 @@ class Chaos:
         if self.rng.random() >= chance:
             self.hub(*command)
             return
-        if self.rng.random() < 0.5:
-            point = self.rng.choice(OPERATION_POINTS[name])
-            code, _ = self.hub(*command, crash_at=f"{point}:{self.rng.randint(1, 2)}")
-        else:
-            code, _ = self.hub(*command, kill_after=self.rng.uniform(0.0, 1.5))
+        # A planned kill can miss (the point was not reached, the run ended first): try again,
+        # at most three times; the operation is run again anyway, as cron would.
+        for _ in range(3):
+            if self.rng.random() < 0.5:
+                point = self.rng.choice(OPERATION_POINTS[name])
+                code, _ = self.hub(*command, crash_at=f"{point}:{self.rng.randint(1, 2)}")
+            else:
+                code, _ = self.hub(*command, kill_after=self.rng.uniform(0.0, 1.5))
+            if code == -signal.SIGKILL:
+                break
         if code == -signal.SIGKILL:
             # The next run (cron's, a retry) starts from what the killed one committed.
             self.hub(*command)
