@@ -66,23 +66,23 @@ def pipelined_get_orders(hub: Any, connection_name: str) -> Any:
 
     from hub_core.services import orders as svc
 
-    row, channel, view = svc.open_connection(hub, connection_name, hub.progress("orders"))
-    hub.registry.check_supported(channel, "get_orders")
-    svc.require_mappings(hub, channel, connection_name)
+    ctx = svc.open_run(hub, connection_name, "get_orders", hub.progress("orders"))
+    row, channel, view = ctx.row, ctx.channel, ctx.connection
+    svc.require_mappings(hub, channel, row)
     window = int(view.settings.get("order_days", 7))
     with (
-        svc.RunRecorder(hub, "get_orders", row, view.secrets) as run,
+        svc.RunRecorder(hub, "get_orders", context=ctx) as run,
         concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool,
     ):
         run.extra["days"] = window
-        svc._acknowledge(hub, channel, view, row.id, svc._unacknowledged(hub, row.id), run)
-        orders = hub.registry.call(channel, "get_orders", connection=view, days=window)
+        svc._acknowledge(hub, ctx, row.id, svc._unacknowledged(hub, row.id), run)
+        orders = ctx.call("get_orders", days=window)
         previous: concurrent.futures.Future[None] | None = None
         for chunk in svc._chunks(orders, svc.CHUNK):
             stored = svc._store(hub, row.id, chunk, run.run_id, run)
             if previous is not None:
                 previous.result()
-            previous = pool.submit(svc._acknowledge, hub, channel, view, row.id, stored, run)
+            previous = pool.submit(svc._acknowledge, hub, ctx, row.id, stored, run)
         if previous is not None:
             previous.result()
     return run.result()

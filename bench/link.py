@@ -44,7 +44,7 @@ def worker_link(args: argparse.Namespace) -> None:
     from hub_channeladvisor import listings
     from hub_channeladvisor.client.api import ChannelAdvisorClient
     from hub_core.services import Hub
-    from hub_core.services.connections import open_connection
+    from hub_core.services.connections import open_run
     from hub_core.services.listings import link_listings
 
     hub = Hub.open(args.db)
@@ -55,7 +55,7 @@ def worker_link(args: argparse.Namespace) -> None:
         result = link_listings(hub, common.CONNECTION)
         found = result.counts.get("linked", 0)
     else:
-        _, _, view = open_connection(hub, common.CONNECTION)
+        view = open_run(hub, common.CONNECTION).connection
         with ChannelAdvisorClient(view) as client:
             if args.strategy == "lookup":
                 answers = client.lookup_skus(skus)

@@ -27,7 +27,7 @@ from hub_core.crypto import KeyRing
 from hub_core.db import Database
 from hub_core.plugins import PluginLoadWarning, Registry
 from hub_core.services import Hub
-from hub_core.services.connections import add_connection, open_connection
+from hub_core.services.connections import add_connection, open_run
 from hub_core.services.secrets import rotate_key
 
 
@@ -49,7 +49,7 @@ def measure(connections: int) -> dict[str, Any]:
             added = time.perf_counter() - started
             started = time.perf_counter()
             for n in range(connections):
-                open_connection(hub, f"shop-{n}")
+                open_run(hub, f"shop-{n}")
             opened = time.perf_counter() - started
             started = time.perf_counter()
             rotated = rotate_key(hub)

@@ -12,7 +12,7 @@ import enum
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from marshmallow import Schema
@@ -86,6 +86,9 @@ class Progress(Protocol):
         """Mark ``count`` more units as done."""
 
 
+_R = TypeVar("_R")
+
+
 class NullProgress:
     """A :class:`Progress` that draws nothing."""
 
@@ -101,9 +104,14 @@ class ChannelConnection:
     """One merchant connection, as a plugin sees it.
 
     ``config`` holds the validated connection values (credentials included) and ``settings`` the
-    validated settings with defaults applied. A plugin stores refreshed credentials with
-    :meth:`save_config` and reports a refused refresh token with :meth:`mark_needs_reauth`; the
-    core commits both at once, whatever the operation does next.
+    validated settings with defaults applied (by the channel's settings schema: the one place
+    that applies them). A plugin stores refreshed credentials with :meth:`save_config` and
+    reports a refused refresh token with :meth:`mark_needs_reauth`; the core commits both at
+    once, whatever the operation does next.
+
+    The core hands the SAME object to every hook call of one run: a plugin keeps what it
+    builds once per run (an HTTP client) with :meth:`keep`, and the core closes it when the
+    run ends (:meth:`close_resources`).
     """
 
     name: str
@@ -115,6 +123,33 @@ class ChannelConnection:
     progress: Progress = dataclasses.field(default_factory=NullProgress)
     on_save_config: Callable[[dict[str, Any]], None] | None = None
     on_health: Callable[[str, str], None] | None = None
+    resources: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+    def keep(self, key: str, build: Callable[[], _R]) -> _R:
+        """The plugin's per-run resource ``key`` (its HTTP client, say), built by ``build`` on
+        the run's first use and the same object for every later hook call of the run.
+
+        The core closes it (its ``close()``, if it has one) when the run ends; a plugin
+        never closes a kept resource itself.
+        """
+        if key not in self.resources:
+            self.resources[key] = build()
+        return self.resources[key]
+
+    def close_resources(self) -> None:
+        """Close what the plugin kept for this run, newest first (the core calls this when the
+        run ends); every one is closed even when one fails, then the first failure is raised."""
+        kept, self.resources = list(self.resources.values()), {}
+        failure: BaseException | None = None
+        for resource in reversed(kept):
+            close = getattr(resource, "close", None)
+            try:
+                if callable(close):
+                    close()
+            except Exception as exc:  # the others still get closed
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def save_config(self, **updates: Any) -> None:
         """Persist new connection values (for example a refreshed access token)."""

@@ -424,6 +424,18 @@ class Registry:
             the channel's advice (one command) to the plugin's words.
         """
         self.check_supported(channel, operation)
+        return self.invoke(channel, operation, consume=consume, **kwargs)
+
+    def invoke(
+        self,
+        channel: Channel,
+        operation: str,
+        *,
+        consume: Callable[[Any], None] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """:meth:`call` for a caller that checked the capability already (a run context
+        checks each operation once per run); the same errors otherwise."""
         others = [p for p in self._channel_plugins if p is not channel.plugin]
         caller = self.pm.subset_hook_caller(OPERATION_HOOKS[operation], remove_plugins=others)
         connection = kwargs.get("connection")

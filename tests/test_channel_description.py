@@ -22,7 +22,7 @@ from hub_core.db import Database
 from hub_core.errors import NeedsReauth, PluginError
 from hub_core.plugins import DEFAULT_REAUTH_ADVICE, Registry, get_plugin_manager
 from hub_core.services import Hub
-from hub_core.services.connections import open_connection
+from hub_core.services.connections import open_run
 from hub_fake_channel.store import FakeStore
 
 
@@ -184,7 +184,7 @@ def test_a_refusal_during_an_operation_gives_the_plugins_one_command(
     )
     # Later operations stop before the plugin runs, with the same one command.
     with pytest.raises(NeedsReauth) as again:
-        open_connection(hub, "shop")
+        open_run(hub, "shop")
     assert again.value.message.count("hub connections configure") == 1
     assert "tok-secret-9" not in again.value.message
     assert plugin.calls == ["link_listings"]
@@ -196,7 +196,7 @@ def test_a_refusal_during_an_operation_gives_the_plugins_one_command(
 
 def _mark_needs_reauth(url: str, registry: Registry, reason: str) -> None:
     hub = Hub(db=Database(url), registry=registry)
-    open_connection(hub, "shop")[2].mark_needs_reauth(reason)
+    open_run(hub, "shop").connection.mark_needs_reauth(reason)
     hub.db.dispose()
 
 

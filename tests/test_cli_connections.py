@@ -279,11 +279,11 @@ def test_a_connection_needing_reauth_sends_nothing_until_reconfigured(
 ) -> None:
     from hub_core.db import Database
     from hub_core.services import Hub
-    from hub_core.services.connections import open_connection
+    from hub_core.services.connections import open_run
 
     cli_shop("catalog", "import", str(catalog_file()))
     hub = Hub(db=Database(cli_shop.url), registry=registry)
-    open_connection(hub, "shop")[2].mark_needs_reauth("refresh_token=r-123 refused")
+    open_run(hub, "shop").connection.mark_needs_reauth("refresh_token=r-123 refused")
     hub.db.dispose()
     shown = cli_shop.json("connections", "show", "shop")
     assert shown["health"] == "needs_reauth" and "r-123" not in shown["health_message"]

@@ -21,7 +21,7 @@ from hub_channeladvisor_sandbox.demo import CATALOG, ORDERS, PRODUCTS
 from hub_core.db import Database
 from hub_core.plugins import Registry
 from hub_core.services import Hub
-from hub_core.services.connections import open_connection
+from hub_core.services.connections import open_run
 from hub_fake_channel.store import FakeStore
 
 APPLICATION_ID = "story-application"
@@ -203,7 +203,7 @@ def test_the_stored_secrets_are_the_ones_given_and_survive_a_rotation(
     hub_cli("secrets", "rotate-key")
     hub = Hub(db=Database(hub_cli.url), registry=registry)
     try:
-        _, _, view = open_connection(hub, FAKE)
+        view = open_run(hub, FAKE).connection
         assert view.config["api_key"] == FAKE_API_KEY
     finally:
         hub.db.dispose()

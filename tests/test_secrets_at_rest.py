@@ -22,7 +22,7 @@ from hub_core.crypto import KEY_ENV, MARKER, KeyRing
 from hub_core.db import Database, alembic_config
 from hub_core.plugins import Registry
 from hub_core.services import Hub
-from hub_core.services.connections import open_connection
+from hub_core.services.connections import open_run
 from hub_fake_channel.store import FakeStore
 
 
@@ -80,7 +80,7 @@ def _opened(url: str, registry: Registry, name: str) -> dict[str, Any]:
     """The connection's values as a plugin gets them (decrypted)."""
     hub = Hub(db=Database(url), registry=registry)
     try:
-        return dict(open_connection(hub, name)[2].config)
+        return dict(open_run(hub, name).connection.config)
     finally:
         hub.db.dispose()
 

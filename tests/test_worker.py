@@ -15,7 +15,7 @@ from celery.exceptions import MaxRetriesExceededError, Retry
 
 from hub_core.errors import ChannelError, ExitCode, NotFound, RunInProgress
 from hub_core.services import Hub
-from hub_core.services.connections import add_connection, configure_connection, open_connection
+from hub_core.services.connections import add_connection, configure_connection, open_run
 from hub_core.services.context import OperationResult
 from hub_core.services.schedule import intervals, parse_interval
 from hub_core.worker import tasks
@@ -182,7 +182,7 @@ def test_dispatch_refuses_an_operation_the_channel_does_not_support(
 def test_dispatch_a_connection_that_needs_reauth_exits_1_with_the_fix(hub: Hub, shop: str) -> None:
     from hub_core.worker.dispatch import plan
 
-    open_connection(hub, shop)[2].mark_needs_reauth("refused")
+    open_run(hub, shop).connection.mark_needs_reauth("refused")
     with pytest.raises(Exception, match="hub connections configure shop"):
         plan(hub, shop, [])
     planned, notes = plan(hub, None, [])
@@ -194,7 +194,7 @@ def test_connections_list_says_a_needs_reauth_connection_is_not_scheduled(
 ) -> None:
     hub = Hub.open(cli_shop.url)
     try:
-        open_connection(hub, "shop")[2].mark_needs_reauth("refused")
+        open_run(hub, "shop").connection.mark_needs_reauth("refused")
     finally:
         hub.db.dispose()
     assert "must be reconnected, skipped until then" in cli_shop("connections", "list").output
@@ -354,7 +354,7 @@ def test_scheduler_entries_follow_the_connections(
         assert entries["shop:sync_orders"].schedule.run_every == timedelta(hours=1)
         assert entries["shop:sync_listings"] is kept  # unchanged: its timing is kept
         assert "other:get_orders" in entries
-        open_connection(hub, "other")[2].mark_needs_reauth("refused")
+        open_run(hub, "other").connection.mark_needs_reauth("refused")
         scheduler._read()
         assert not [name for name in scheduler.schedule if name.startswith("other:")]
     finally:

@@ -13,18 +13,16 @@ from sqlalchemy.orm import Session
 
 from hub_core.channel import ChannelConnection, Progress
 from hub_core.crypto import is_encrypted, plain_secrets
-from hub_core.errors import InvalidInput, NeedsReauth, NotFound, redact
+from hub_core.errors import InvalidInput, NotFound, redact
 from hub_core.models import Connection
 from hub_core.plugins import Channel
-from hub_core.services.context import Hub
+from hub_core.services.context import HEALTH_NEEDS_REAUTH, Hub, RunContext
 from hub_core.services.schedule import (
     SCHEDULE_DEFAULTS,
     ScheduleSettingsSchema,
     schedule_settings,
     split_settings,
 )
-
-HEALTH_NEEDS_REAUTH = "needs_reauth"
 
 
 def secret_keys(schema_cls: type[Schema]) -> tuple[str, ...]:
@@ -234,58 +232,91 @@ def show_connection(hub: Hub, name: str) -> dict[str, Any]:
         return describe(hub, get_connection(session, name))
 
 
-def open_connection(
-    hub: Hub, name: str, progress: Progress | None = None, *, needing_reauth: bool = False
-) -> tuple[Connection, Channel, ChannelConnection]:
-    """Load a connection for an operation: its row, its channel, and the plugin's view of it.
+def open_run(
+    hub: Hub,
+    name: str,
+    operation: str | None = None,
+    progress: Progress | None = None,
+    *,
+    needing_reauth: bool = False,
+) -> RunContext:
+    """Resolve a connection for one run, once: its row, its channel, its values and settings
+    validated by the channel's schemas (the one place that applies defaults), its secrets.
 
+    :param operation: the operation the run carries out (an ``OPERATION_HOOKS`` key),
+        refused at once when the channel does not support it.
     :param needing_reauth: open a connection marked ``needs_reauth`` too (its test).
     :raises NeedsReauth: the channel refused the refresh token earlier; nothing is sent.
     """
     with hub.db.session() as session:
         row = get_connection(session, name)
     channel = hub.registry.channel(row.channel)
-    if row.health == HEALTH_NEEDS_REAUTH and not needing_reauth:
-        raise NeedsReauth(channel.reauth_message(row.name, row.health_message))
-    stored_config = hub.db.secrets.open(row.config, f"connection {name!r}")
-    config = _load(channel.connection_schema, stored_config, f"connection values of {name!r}")
-    # The plugin sees its own settings only; the schedule's are the core's.
-    own_settings, _ = split_settings(row.settings)
-    settings = _load(channel.settings_schema, own_settings, f"settings of {name!r}")
     secrets = secret_keys(channel.connection_schema)
-    if secrets:
-        # save_config seals inside a transaction: load (or create) the key before any.
-        hub.db.secrets.keyring(create=True)
-    if plain_secrets(row.config, secrets):
-        # Left in plain text (its plugin was not installed when the database was migrated).
-        with hub.db.session() as s:
-            stored = get_connection(s, name)
-            stored.config = hub.db.secrets.seal(stored.config, secrets)
 
     def save_config(updates: dict[str, Any]) -> None:
         with hub.db.session() as s:
-            stored = get_connection(s, name)
+            stored = s.get(Connection, row.id)
+            assert stored is not None
             changed = {k: _jsonable(v) for k, v in updates.items()}
             stored.config = hub.db.secrets.seal({**stored.config, **changed}, secrets)
 
-    def set_health(health: str, message: str) -> None:
+    def set_health(state: str, message: str) -> None:
+        clean = redact(message, view.secrets)
         with hub.db.session() as s:
-            stored = get_connection(s, name)
-            stored.health = health
-            stored.health_message = redact(message, view.secrets)
+            stored = s.get(Connection, row.id)
+            assert stored is not None
+            stored.health = state
+            stored.health_message = clean
+        context.health_message = clean
 
+    # The plugin's view comes first, so that a refusal below reads its health like any other.
     view = ChannelConnection(
         name=row.name,
         channel=row.channel,
-        config=config,
-        settings=settings,
+        config={},
+        settings={},
         health=row.health,
         secret_keys=secrets,
         progress=progress or hub.progress(name),
         on_save_config=save_config,
         on_health=set_health,
     )
-    return row, channel, view
+    context = RunContext(
+        hub=hub,
+        row=row,
+        channel=channel,
+        connection=view,
+        health_message=row.health_message,
+        needing_reauth=needing_reauth,
+    )
+    context.check_health()
+    stored_config = hub.db.secrets.open(row.config, f"connection {name!r}")
+    view.config = _load(channel.connection_schema, stored_config, f"connection values of {name!r}")
+    # The plugin sees its own settings only; the schedule's are the core's.
+    own_settings, _ = split_settings(row.settings)
+    view.settings = _load(channel.settings_schema, own_settings, f"settings of {name!r}")
+    if secrets:
+        # save_config seals inside a transaction: load (or create) the key before any.
+        hub.db.secrets.keyring(create=True)
+    if plain_secrets(row.config, secrets):
+        # Left in plain text (its plugin was not installed when the database was migrated).
+        with hub.db.session() as s:
+            stored = s.get(Connection, row.id)
+            assert stored is not None
+            stored.config = hub.db.secrets.seal(stored.config, secrets)
+    if operation is not None:
+        context.require(operation)
+    return context
+
+
+def reuse_run(context: RunContext, operation: str, progress: Progress | None = None) -> RunContext:
+    """A context opened earlier (``hub run``), for the next operation: the same checks as
+    :func:`open_run` (health, capability), nothing read again."""
+    context.check_health()
+    context.require(operation)
+    if progress is not None:
+        context.connection.progress = progress
+    return context
 
 
 def check_connection(hub: Hub, name: str) -> dict[str, Any]:
@@ -295,20 +326,21 @@ def check_connection(hub: Hub, name: str) -> dict[str, Any]:
     tried): passing checks mark it ``ok``; while the channel still refuses, it stays marked
     and the result says how to reconnect it (``reauth``).
     """
-    row, channel, view = open_connection(hub, name, needing_reauth=True)
-    checks = hub.registry.call(channel, "test_connection", connection=view)
+    with open_run(hub, name, "test_connection", needing_reauth=True) as context:
+        view = context.connection
+        checks = context.call("test_connection")
     ok = all(check.ok for check in checks)
     if ok or view.health != HEALTH_NEEDS_REAUTH:
         view.set_health("ok" if ok else "failing", "" if ok else "a connection check failed")
     result = {
-        "connection": row.name,
+        "connection": view.name,
         "ok": ok,
         "checks": [
             {"name": c.name, "ok": c.ok, "message": redact(c.message, view.secrets)} for c in checks
         ],
     }
     if view.health == HEALTH_NEEDS_REAUTH:
-        advice = channel.reauth_message(row.name, row.health_message)
+        advice = context.channel.reauth_message(view.name, context.row.health_message)
         result["reauth"] = redact(advice, view.secrets)
     return result
 
@@ -318,7 +350,8 @@ __all__ = [
     "check_connection",
     "configure_connection",
     "list_connections",
-    "open_connection",
+    "open_run",
     "remove_connection",
+    "reuse_run",
     "show_connection",
 ]

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
-from hub_core.channel import NullProgress, Outcome, Progress
+from hub_core.channel import ChannelConnection, NullProgress, Outcome, Progress
 from hub_core.db import Database
-from hub_core.errors import ExitCode
-from hub_core.plugins import Registry
+from hub_core.errors import ExitCode, NeedsReauth
+from hub_core.plugins import Channel, Registry
+
+if TYPE_CHECKING:
+    from hub_core.models import Connection
+
+HEALTH_NEEDS_REAUTH = "needs_reauth"
 
 
 @dataclasses.dataclass
@@ -30,6 +36,82 @@ class Hub:
     def open(cls, url: str | None = None, **registry_kwargs: Any) -> Hub:
         """Open the database at ``url`` (migrating it) and load the installed plugins."""
         return cls(db=Database(url), registry=Registry.load(**registry_kwargs))
+
+
+@dataclasses.dataclass
+class RunContext:
+    """One run's connection, resolved once (:func:`hub_core.services.connections.open_run`).
+
+    It holds the connection's stored row (detached: read, never written), its channel, and the
+    plugin's view of it (``connection``: validated values, settings with the schema's
+    defaults, secrets). The service reads from it, the run recorder takes the run's
+    connection and secrets from it, and every hook call of the run gets the same
+    ``connection``, where the plugin keeps its per-run resources; they are closed with
+    :meth:`close` when the run ends (the recorder does it). ``hub run`` shares one context
+    between its steps: each step is a run of its own, with its own resources.
+    """
+
+    hub: Hub
+    row: Connection
+    channel: Channel
+    connection: ChannelConnection
+    #: Why the channel refused the credentials, when it did (shown with the advice).
+    health_message: str = ""
+    #: Opened for the connection test: a connection needing reauth is tried too.
+    needing_reauth: bool = False
+    _checked: set[str] = dataclasses.field(default_factory=set, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The connection's name."""
+        return self.connection.name
+
+    @property
+    def secrets(self) -> list[str]:
+        """The connection's secret values now (a refreshed token included), for redaction."""
+        return self.connection.secrets
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        """The channel's settings of the connection, defaults applied by its schema."""
+        return self.connection.settings
+
+    def check_health(self) -> None:
+        """Refuse a connection the channel refused for good, before anything is sent.
+
+        :raises NeedsReauth: it is marked ``needs_reauth`` (unless opened for its test).
+        """
+        if self.connection.health == HEALTH_NEEDS_REAUTH and not self.needing_reauth:
+            raise NeedsReauth(self.channel.reauth_message(self.name, self.health_message))
+
+    def require(self, operation: str) -> None:
+        """Refuse ``operation`` (exit 3) unless the channel supports it; checked once a run."""
+        if operation not in self._checked:
+            self.hub.registry.check_supported(self.channel, operation)
+            self._checked.add(operation)
+
+    def call(self, operation: str, **kwargs: Any) -> Any:
+        """Call ``operation`` on the channel's plugin with this run's connection (see
+        :meth:`hub_core.plugins.Registry.call`)."""
+        self.require(operation)
+        return self.hub.registry.invoke(
+            self.channel, operation, connection=self.connection, **kwargs
+        )
+
+    def close(self) -> None:
+        """End the run's resources (the plugin's HTTP client); the context stays usable."""
+        self.connection.close_resources()
+
+    def __enter__(self) -> RunContext:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 @dataclasses.dataclass

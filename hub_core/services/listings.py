@@ -21,8 +21,8 @@ from hub_core.crash import crash_point
 from hub_core.errors import InvalidInput, NotFound, PluginError
 from hub_core.models import CatalogProduct, Connection, Listing, SyncCursor, utcnow
 from hub_core.services.catalog import current_counter, format_money
-from hub_core.services.connections import get_connection, open_connection
-from hub_core.services.context import Hub, OperationResult, RecordResult
+from hub_core.services.connections import get_connection, open_run, reuse_run
+from hub_core.services.context import Hub, OperationResult, RecordResult, RunContext
 from hub_core.services.runs import RunRecorder
 
 #: Listings handed to a plugin per sync call: bounds memory and lets commits advance.
@@ -84,11 +84,10 @@ def _listings_by_sku(session: Session, connection: Connection, skus: Iterable[st
 
 
 def _link_targets(
-    hub: Hub, connection_name: str, skus: Sequence[str] | None
+    hub: Hub, connection: Connection, skus: Sequence[str] | None
 ) -> tuple[list[CatalogItem], list[str]]:
     """The catalog items to look up, and the SKUs asked for by name but excluded here."""
     with hub.db.session() as session:
-        connection = get_connection(session, connection_name)
         if skus:
             products = _products_for(session, skus)
             excluded = _excluded(session, connection, [p.sku for p in products])
@@ -121,10 +120,10 @@ def _excluded_message(connection_name: str, sku: str) -> str:
     )
 
 
-def _store_links(hub: Hub, connection_id: int, results: Sequence[LinkResult], run: RunRecorder):
+def _store_links(
+    hub: Hub, connection: Connection, results: Sequence[LinkResult], run: RunRecorder
+) -> None:
     with hub.db.session() as session:
-        connection = session.get(Connection, connection_id)
-        assert connection is not None
         existing = _listings_by_sku(session, connection, (r.sku for r in results))
         products = {p.sku: p for p in _products_for(session, [r.sku for r in results])}
         now = utcnow()
@@ -157,7 +156,12 @@ def _store_links(hub: Hub, connection_id: int, results: Sequence[LinkResult], ru
 
 
 def link_listings(
-    hub: Hub, connection_name: str, skus: Sequence[str] | None = None, *, operation: str = "link"
+    hub: Hub,
+    connection_name: str,
+    skus: Sequence[str] | None = None,
+    *,
+    operation: str = "link",
+    context: RunContext | None = None,
 ) -> OperationResult:
     """Link catalog SKUs to the channel's existing products.
 
@@ -165,23 +169,27 @@ def link_listings(
     tried again; excluded and unsupported ones are not). With ``skus``: those, which must be
     in the catalog; excluded ones are skipped without asking the channel.
     ``not_found``, ``ambiguous`` and ``unsupported`` answers are states, recorded ``skipped``.
+    ``context``: the connection opened already (``hub run``, publish).
     """
-    items, excluded = _link_targets(hub, connection_name, skus)
-    row, channel, view = open_connection(hub, connection_name, hub.progress("link"))
-    hub.registry.check_supported(channel, operation_name(operation))
-    with RunRecorder(hub, f"{operation}_listings", row, view.secrets) as run:
+    progress = hub.progress("link")
+    ctx = (
+        reuse_run(context, operation_name(operation), progress)
+        if context
+        else open_run(hub, connection_name, operation_name(operation), progress)
+    )
+    items, excluded = _link_targets(hub, ctx.row, skus)
+    channel, view = ctx.channel, ctx.connection
+    with RunRecorder(hub, f"{operation}_listings", context=ctx) as run:
         for sku in excluded:
             run.record(sku, Outcome.SKIPPED, _excluded_message(connection_name, sku))
             run.count(ListingStatus.EXCLUDED.value)
         view.progress.set_total(len(items))
         for start in range(0, len(items), LINK_CHUNK):
             chunk = items[start : start + LINK_CHUNK]
-            results = hub.registry.call(
-                channel, operation_name(operation), connection=view, items=chunk
-            )
+            results = ctx.call(operation_name(operation), items=chunk)
             _check_answers(channel.name, operation, [i.sku for i in chunk], results)
             crash_point("link_listings.answered")
-            _store_links(hub, row.id, results, run)
+            _store_links(hub, ctx.row, results, run)
     return run.result()
 
 
@@ -204,12 +212,9 @@ def publish_listings(
     hub: Hub, connection_name: str, skus: Sequence[str] | None = None
 ) -> OperationResult:
     """Create new channel products for catalog SKUs that are not linked."""
-    with hub.db.session() as session:
-        connection = get_connection(session, connection_name)
-        channel = hub.registry.channel(connection.channel)
-    # Refuse before reading anything else: an unsupported channel is never called.
-    hub.registry.check_supported(channel, "publish_listings")
-    return link_listings(hub, connection_name, skus, operation="publish")
+    # The capability is refused before anything else is read: the channel is never called.
+    context = open_run(hub, connection_name, "publish_listings")
+    return link_listings(hub, connection_name, skus, operation="publish", context=context)
 
 
 def unlink_listings(hub: Hub, connection_name: str, skus: Sequence[str]) -> OperationResult:
@@ -248,9 +253,10 @@ def relink_listings(hub: Hub, connection_name: str, skus: Sequence[str]) -> Oper
     if not skus:
         raise InvalidInput("Give at least one --sku to relink.")
     with hub.db.session() as session:
-        get_connection(session, connection_name)
+        connection = get_connection(session, connection_name)
         _products_for(session, skus)
-    known = [s for s in skus if _has_listing(hub, connection_name, s)]
+        listed = _listings_by_sku(session, connection, skus)  # one query, not one per SKU
+    known = [s for s in skus if s in listed]
     if known:
         unlink_listings(hub, connection_name, known)
     result = link_listings(hub, connection_name, skus, operation="link")
@@ -318,12 +324,6 @@ def include_listings(hub: Hub, connection_name: str, skus: Sequence[str]) -> Ope
             )
             run.count("included")
     return run.result()
-
-
-def _has_listing(hub: Hub, connection_name: str, sku: str) -> bool:
-    with hub.db.session() as session:
-        connection = get_connection(session, connection_name)
-        return bool(_listings_by_sku(session, connection, [sku]))
 
 
 def listing_to_json(listing: Listing) -> dict[str, Any]:
@@ -461,20 +461,26 @@ def _describe_changes(changes: Mapping[str, Any]) -> str:
     )
 
 
-def sync_listings(hub: Hub, connection_name: str, *, dry_run: bool = False) -> OperationResult:
+def sync_listings(
+    hub: Hub, connection_name: str, *, dry_run: bool = False, context: RunContext | None = None
+) -> OperationResult:
     """Push quantity and price changes made since the last sync.
 
     Only linked listings whose values differ from what was last pushed are sent, and only the
     changed fields. A failed listing stays pending and is sent again next time; a listing
     whose channel product is gone becomes ``broken``. ``dry_run`` lists what would be sent
-    and changes nothing.
+    and changes nothing. ``context``: the connection opened already (``hub run``).
     """
-    row, channel, view = open_connection(hub, connection_name, hub.progress("sync"))
-    hub.registry.check_supported(channel, "sync_listings")
+    progress = hub.progress("sync")
+    ctx = (
+        reuse_run(context, "sync_listings", progress)
+        if context
+        else open_run(hub, connection_name, "sync_listings", progress)
+    )
+    channel, view = ctx.channel, ctx.connection
     if dry_run:
         with hub.db.sessions() as session, session.begin():
-            connection = get_connection(session, connection_name)
-            updates = pending_updates(session, connection, current_counter(session))
+            updates = pending_updates(session, ctx.row, current_counter(session))
             # Reading must change nothing, not even the pending flags settled on the way.
             session.rollback()
             return OperationResult(
@@ -490,35 +496,32 @@ def sync_listings(hub: Hub, connection_name: str, *, dry_run: bool = False) -> O
                 ],
                 extra={"dry_run": True},
             )
-    with RunRecorder(hub, "sync_listings", row, view.secrets) as run:
+    with RunRecorder(hub, "sync_listings", context=ctx) as run:
         # Read under the run's lease, so two syncs never both send the same change.
         with hub.db.session() as session:
-            connection = get_connection(session, connection_name)
             up_to = current_counter(session)
-            updates = pending_updates(session, connection, up_to)
+            updates = pending_updates(session, ctx.row, up_to)
         view.progress.set_total(len(updates))
         for start in range(0, len(updates), CHUNK):
             chunk = updates[start : start + CHUNK]
-            outcomes = hub.registry.call(channel, "sync_listings", connection=view, updates=chunk)
+            outcomes = ctx.call("sync_listings", updates=chunk)
             _check_answers(channel.name, "sync", [u.sku for u in chunk], outcomes)
             crash_point("sync_listings.sent")
-            _store_sync(hub, row.id, chunk, outcomes, run)
-        _clear_settled(hub, row.id, up_to)
+            _store_sync(hub, ctx.row, chunk, outcomes, run)
+        _clear_settled(hub, ctx.row.id, up_to)
         run.count("sent", run.counts.get(Outcome.OK.value, 0))
     return run.result()
 
 
 def _store_sync(
     hub: Hub,
-    connection_id: int,
+    connection: Connection,
     updates: Sequence[ListingUpdate],
     outcomes: Sequence[ListingOutcome],
     run: RunRecorder,
 ) -> None:
     by_sku = {o.sku: o for o in outcomes}
     with hub.db.session() as session:
-        connection = session.get(Connection, connection_id)
-        assert connection is not None
         listings = _listings_by_sku(session, connection, (u.sku for u in updates))
         now = utcnow()
         for update in updates:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub_core.errors import ExitCode, HubError, RequirementNotMet
-from hub_core.services.connections import open_connection
+from hub_core.services.connections import open_run
 from hub_core.services.context import Hub
 from hub_core.services.listings import link_listings, sync_listings
 from hub_core.services.orders import get_orders
@@ -26,15 +26,16 @@ def run_connection(hub: Hub, connection_name: str) -> tuple[dict[str, Any], Exit
     :return: the JSON document (one entry per step) and the exit code: 1 if a step failed,
         4 if some records failed, else 0.
     """
-    _, channel, _ = open_connection(hub, connection_name)
+    # Resolved once for every step; each step is a run of its own (own record, own client).
+    context = open_run(hub, connection_name)
     steps: list[dict[str, Any]] = []
     code = ExitCode.OK
     for operation, action in STEPS:
-        if not channel.supports(operation):
+        if not context.channel.supports(operation):
             steps.append({"operation": operation, "status": "not_supported"})
             continue
         try:
-            result = action(hub, connection_name)
+            result = action(hub, connection_name, context=context)
         except RequirementNotMet as exc:
             steps.append({"operation": operation, "status": "skipped", "message": exc.message})
             continue

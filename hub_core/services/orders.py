@@ -10,13 +10,13 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from hub_core.channel import ChannelConnection, ChannelOrder, ListingStatus, Outcome
+from hub_core.channel import ChannelOrder, ListingStatus, Outcome
 from hub_core.crash import crash_point
 from hub_core.errors import HubError, InvalidInput, NotFound, RequirementNotMet
 from hub_core.models import Connection, Listing, Order, OrderLine, Shipment, utcnow
 from hub_core.plugins import Channel
-from hub_core.services.connections import get_connection, open_connection
-from hub_core.services.context import Hub, OperationResult
+from hub_core.services.connections import get_connection, open_run, reuse_run
+from hub_core.services.context import Hub, OperationResult, RunContext
 from hub_core.services.runs import RunRecorder
 from hub_core.services.shipping import HELD, IMPORTED, hold_reason, mappings_of
 from hub_core.values import MAX_DAYS
@@ -58,12 +58,13 @@ def _chunks(
         yield chunk, None
 
 
-def require_mappings(hub: Hub, channel: Channel, connection_name: str) -> None:
+def require_mappings(hub: Hub, channel: Channel, connection: Connection) -> None:
     """Refuse get orders when the channel requires shipping mappings and there are none."""
     if not channel.requires("shipping_mappings"):
         return
+    connection_name = connection.name
     with hub.db.session() as session:
-        if not mappings_of(session, get_connection(session, connection_name)):
+        if not mappings_of(session, connection):
             raise RequirementNotMet(
                 f"{channel.title} requires shipping mappings before getting orders, and "
                 f"{connection_name!r} has none. Add one per shipping method, e.g. "
@@ -84,36 +85,42 @@ def _order_days(settings: Mapping[str, Any], connection_name: str) -> int:
     return days
 
 
-def get_orders(hub: Hub, connection_name: str, days: int | None = None) -> OperationResult:
+def get_orders(
+    hub: Hub, connection_name: str, days: int | None = None, *, context: RunContext | None = None
+) -> OperationResult:
     """Import new eligible orders, each exactly once, then acknowledge them to the channel.
 
     Orders are committed in batches; a batch is acknowledged only after its commit. Orders
     stored earlier but never acknowledged (a crash in between) are acknowledged first.
+    ``context``: the connection opened already (``hub run``).
     """
     if days is not None and not 1 <= days <= MAX_DAYS:
         raise InvalidInput(f"--days must be from 1 to {MAX_DAYS}, got {days}.")
-    row, channel, view = open_connection(hub, connection_name, hub.progress("orders"))
-    hub.registry.check_supported(channel, "get_orders")
-    require_mappings(hub, channel, connection_name)
+    progress = hub.progress("orders")
+    ctx = (
+        reuse_run(context, "get_orders", progress)
+        if context
+        else open_run(hub, connection_name, "get_orders", progress)
+    )
+    row, channel, view = ctx.row, ctx.channel, ctx.connection
+    require_mappings(hub, channel, row)
     window = days or _order_days(view.settings, connection_name)
-    with RunRecorder(hub, "get_orders", row, view.secrets) as run:
+    with RunRecorder(hub, "get_orders", context=ctx) as run:
         run.extra["days"] = window
-        _acknowledge(hub, channel, view, row.id, _unacknowledged(hub, row.id), run)
+        _acknowledge(hub, ctx, row.id, _unacknowledged(hub, row.id), run)
 
         def store_and_acknowledge(orders: Iterable[ChannelOrder]) -> None:
             for chunk, failure in _chunks(orders, CHUNK):
                 stored = _store(hub, row.id, chunk, run.run_id, run)
                 crash_point("get_orders.stored")
-                _acknowledge(hub, channel, view, row.id, stored, run)
+                _acknowledge(hub, ctx, row.id, stored, run)
                 view.progress.advance(len(chunk))
                 crash_point("get_orders.chunk")
                 if failure is not None:
                     raise failure
 
         # Inside the hook call, so that a wrapper around get orders sees all of it.
-        hub.registry.call(
-            channel, "get_orders", connection=view, days=window, consume=store_and_acknowledge
-        )
+        ctx.call("get_orders", days=window, consume=store_and_acknowledge)
     return run.result()
 
 
@@ -248,17 +255,14 @@ def _jsonable(value: Any) -> Any:
 
 def _acknowledge(
     hub: Hub,
-    channel: Channel,
-    view: ChannelConnection,
+    ctx: RunContext,
     connection_id: int,
     channel_order_ids: Sequence[str],
     run: RunRecorder,
 ) -> None:
     if not channel_order_ids:
         return
-    outcomes = hub.registry.call(
-        channel, "acknowledge_orders", connection=view, channel_order_ids=list(channel_order_ids)
-    )
+    outcomes = ctx.call("acknowledge_orders", channel_order_ids=list(channel_order_ids))
     ok = [o.ref for o in outcomes if o.outcome == Outcome.OK]
     crash_point("get_orders.acknowledged")
     for outcome in outcomes:
@@ -434,10 +438,10 @@ def explain_order(hub: Hub, connection_name: str, ref: str) -> dict[str, Any]:
                 ),
             }
         mappings = mappings_of(session, connection)
-    _row, channel, view = open_connection(hub, connection_name)
-    hub.registry.check_supported(channel, "explain_order")
-    days = _order_days(view.settings, connection_name)
-    lookup = hub.registry.call(channel, "explain_order", connection=view, ref=ref, days=days)
+    with open_run(hub, connection_name, "explain_order") as context:
+        channel = context.channel
+        days = _order_days(context.settings, connection_name)
+        lookup = context.call("explain_order", ref=ref, days=days)
     if lookup.order is None:
         raise NotFound(
             f"{channel.title} has no order {ref!r} for {connection_name!r} "
@@ -462,9 +466,8 @@ def explain_order(hub: Hub, connection_name: str, ref: str) -> dict[str, Any]:
             f"it is eligible and will be imported by the next 'hub orders get {connection_name}'"
         )
     with hub.db.session() as session:
-        connection = get_connection(session, connection_name)
         notes = list(lookup.notes) + unsupported_line_notes(
-            session, connection, [line.sku for line in lookup.order.lines]
+            session, context.row, [line.sku for line in lookup.order.lines]
         )
     return {
         "connection": connection_name,

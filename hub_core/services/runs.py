@@ -13,7 +13,7 @@ from hub_core.channel import Outcome
 from hub_core.errors import HubError, InvalidInput, NotFound, NotSupported, redact, scrub
 from hub_core.models import Connection, Run, RunRecord, utcnow
 from hub_core.services import leases
-from hub_core.services.context import Hub, OperationResult, RecordResult
+from hub_core.services.context import Hub, OperationResult, RecordResult, RunContext
 
 RECORDS_PER_INSERT = 5000
 
@@ -25,6 +25,10 @@ class RunRecorder:
     behind as evidence) and finished with counts and records when it ends. An error is
     stored with its user message, secrets removed, and re-raised; input refused before any
     record (exit 2 or 3) removes the run, since nothing changed.
+
+    A run of a channel operation is recorded for its :class:`RunContext` (``context``): the
+    connection and its secrets come from there, and the context's resources (the plugin's
+    HTTP client) are closed when the run ends.
     """
 
     def __init__(
@@ -33,12 +37,17 @@ class RunRecorder:
         operation: str,
         connection: Connection | None = None,
         secrets: list[str] | None = None,
+        *,
+        context: RunContext | None = None,
     ) -> None:
         self.hub = hub
         self.operation = operation
+        self.context = context
+        if context is not None:
+            connection, secrets = context.row, context.secrets
         self.connection_id = connection.id if connection else None
         self.connection_name = connection.name if connection else None
-        self.secrets = secrets or []
+        self._secrets = secrets or []
         self.records: list[RecordResult] = []
         self.counts: Counter[str] = Counter()
         self.run_id: int | None = None
@@ -74,6 +83,14 @@ class RunRecorder:
             ).start()
         return self
 
+    @property
+    def secrets(self) -> list[str]:
+        """The secrets to mask: those of the run's start and, with a context, its current
+        ones (a token refreshed during the run)."""
+        if self.context is None:
+            return self._secrets
+        return list(dict.fromkeys([*self._secrets, *self.context.secrets]))
+
     def record(self, ref: str, outcome: Outcome | str, message: str = "") -> None:
         """Add the outcome of one record."""
         outcome = Outcome(outcome)
@@ -96,6 +113,13 @@ class RunRecorder:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        try:
+            self._finish(exc_type, exc)
+        finally:
+            if self.context is not None:
+                self.context.close()  # the run has ended: so have its resources
+
+    def _finish(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
         if self.lease is not None:
             self.lease.stop()
         if isinstance(exc, InvalidInput | NotSupported) and not self.records and not self.counts:

@@ -18,8 +18,8 @@ from hub_core.crash import crash_point
 from hub_core.errors import InvalidInput, NotFound
 from hub_core.models import Connection, Order, Shipment, ShipmentLine, utcnow
 from hub_core.services.catalog import CsvTable, not_utf8
-from hub_core.services.connections import get_connection, open_connection
-from hub_core.services.context import Hub, OperationResult
+from hub_core.services.connections import get_connection, open_run, reuse_run
+from hub_core.services.context import Hub, OperationResult, RunContext
 from hub_core.services.orders import (
     CANCELLED,
     cancel_order,
@@ -470,17 +470,26 @@ def _parse_row(row: dict[str, str]) -> tuple[tuple, str | None, int]:
     return key, sku, quantity
 
 
-def sync_orders(hub: Hub, connection_name: str) -> OperationResult:
-    """Send every shipment not yet sent (failed ones again) to the channel, once each."""
-    row, channel, view = open_connection(hub, connection_name, hub.progress("ship"))
-    hub.registry.check_supported(channel, "sync_orders")
-    with RunRecorder(hub, "sync_orders", row, view.secrets) as run:
+def sync_orders(
+    hub: Hub, connection_name: str, *, context: RunContext | None = None
+) -> OperationResult:
+    """Send every shipment not yet sent (failed ones again) to the channel, once each.
+
+    ``context``: the connection opened already (``hub run``).
+    """
+    progress = hub.progress("ship")
+    ctx = (
+        reuse_run(context, "sync_orders", progress)
+        if context
+        else open_run(hub, connection_name, "sync_orders", progress)
+    )
+    with RunRecorder(hub, "sync_orders", context=ctx) as run:
         # Read under the run's lease, so two runs never both pick up the same shipment.
-        to_send = _shipments_to_send(hub, row.id)
-        view.progress.set_total(len(to_send))
+        to_send = _shipments_to_send(hub, ctx.row.id)
+        ctx.connection.progress.set_total(len(to_send))
         for start in range(0, len(to_send), CHUNK):
             chunk = to_send[start : start + CHUNK]
-            outcomes = hub.registry.call(channel, "sync_orders", connection=view, shipments=chunk)
+            outcomes = ctx.call("sync_orders", shipments=chunk)
             crash_point("sync_orders.sent")
             _store_outcomes(hub, chunk, outcomes, run)
     return run.result()
