@@ -1,11 +1,13 @@
 """The ChannelAdvisor channel: the hook implementations the core calls (entry point ``hub``).
 
-Each operation builds a :class:`~hub_channeladvisor.client.ChannelAdvisorClient` for the
-connection — which stops at once, sending nothing, when the connection is marked
-``needs_reauth`` — runs, and closes it (storing refreshed tokens on the connection). On the way
-out, every error and every record message is passed through :func:`hub_core.errors.redact`
-with the connection's secrets once more, whatever the inner
-layers already did.
+A run has ONE :class:`~hub_channeladvisor.client.ChannelAdvisorClient` (session, token store
+and limiter included), built at its first hook call and kept on the connection
+(:meth:`~hub_core.channel.ChannelConnection.keep`); the core closes it when the run ends. Each
+hook call checks it is usable — it stops at once, sending nothing, when the connection is
+marked ``needs_reauth`` — and stores what the call's worker threads changed (refreshed tokens)
+on the connection when it ends. On the way out, every error and every record message is
+passed through :func:`hub_core.errors.redact` with the connection's secrets once more,
+whatever the inner layers already did.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from hub_core.errors import HubError, redact
 
 CHANNEL = "channeladvisor"
 TITLE = "ChannelAdvisor"
+#: The key of the run's client on the connection (``ChannelConnection.keep``).
+CLIENT = "hub_channeladvisor.client"
 
 T = TypeVar("T")
 
@@ -76,6 +80,24 @@ def _scrub(connection: ChannelConnection, results: list[T]) -> list[T]:
     ]
 
 
+def _run_client(connection: ChannelConnection) -> ChannelAdvisorClient:
+    """The run's client, built on first use; refused at once when the connection must be
+    reconnected (marked so before the run, or by an earlier call of this run)."""
+    client = connection.keep(CLIENT, lambda: ChannelAdvisorClient(connection))
+    client.auth.check_usable()
+    return client
+
+
+@contextlib.contextmanager
+def _client(connection: ChannelConnection) -> Iterator[ChannelAdvisorClient]:
+    """The run's client for one hook call; what the call changed is stored when it ends."""
+    client = _run_client(connection)
+    try:
+        yield client
+    finally:
+        client.flush()
+
+
 @hookimpl
 def hub_channel() -> ChannelDescription:
     """``channeladvisor``: everything but publishing (products are linked, never created);
@@ -106,7 +128,7 @@ def hub_link_listings(
     connection: ChannelConnection, items: Sequence[CatalogItem]
 ) -> list[LinkResult]:
     """Match each SKU to an existing product (see :mod:`.listings`)."""
-    with _scrubbed(connection), ChannelAdvisorClient(connection) as client:
+    with _scrubbed(connection), _client(connection) as client:
         return _scrub(connection, listings.link_listings(client, items))
 
 
@@ -115,24 +137,27 @@ def hub_sync_listings(
     connection: ChannelConnection, updates: Sequence[ListingUpdate]
 ) -> list[ListingOutcome]:
     """Push quantity and price in batches (see :mod:`.listings`)."""
-    with _scrubbed(connection), ChannelAdvisorClient(connection) as client:
+    with _scrubbed(connection), _client(connection) as client:
         return _scrub(connection, listings.sync_listings(client, updates))
 
 
 @hookimpl
 def hub_get_orders(connection: ChannelConnection, days: int) -> Iterable[ChannelOrder]:
     """New orders, page by page (see :mod:`.orders`); nothing is exported here."""
-    # Built now, not on the first next(): a connection needing reauth fails at the call.
+    # Checked now, not on the first next(): a connection needing reauth fails at the call.
     with _scrubbed(connection):
-        client = ChannelAdvisorClient(connection)
+        client = _run_client(connection)
     return _orders(connection, client, days)
 
 
 def _orders(
     connection: ChannelConnection, client: ChannelAdvisorClient, days: int
 ) -> Iterator[ChannelOrder]:
-    with _scrubbed(connection), client:
-        yield from orders.iter_orders(client, days)
+    with _scrubbed(connection):
+        try:
+            yield from orders.iter_orders(client, days)
+        finally:
+            client.flush()
 
 
 @hookimpl
@@ -140,7 +165,7 @@ def hub_acknowledge_orders(
     connection: ChannelConnection, channel_order_ids: Sequence[str]
 ) -> list[RecordOutcome]:
     """``POST Orders(ID)/Export``, one call per order."""
-    with _scrubbed(connection), ChannelAdvisorClient(connection) as client:
+    with _scrubbed(connection), _client(connection) as client:
         return _scrub(connection, orders.acknowledge_orders(client, channel_order_ids))
 
 
@@ -149,14 +174,14 @@ def hub_sync_orders(
     connection: ChannelConnection, shipments: Sequence[ShipmentToSend]
 ) -> list[RecordOutcome]:
     """Ship each shipment once (see :mod:`.shipments`)."""
-    with _scrubbed(connection), ChannelAdvisorClient(connection) as client:
+    with _scrubbed(connection), _client(connection) as client:
         return _scrub(connection, sync_shipments(client, shipments))
 
 
 @hookimpl
 def hub_explain_order(connection: ChannelConnection, ref: str, days: int) -> OrderLookup:
     """Why get orders would, or would not, return the order (see :mod:`.explain`)."""
-    with _scrubbed(connection), ChannelAdvisorClient(connection) as client:
+    with _scrubbed(connection), _client(connection) as client:
         lookup = explain.explain_order(client, ref, days)
     secrets = _secrets(connection)
     lookup.reasons = [redact(reason, secrets) for reason in lookup.reasons]

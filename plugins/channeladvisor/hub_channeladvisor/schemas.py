@@ -219,8 +219,3 @@ class SettingsSchema(Schema):
         load_default=0, validate=validate.Range(min=0, max=MAX_INT32)
     )
     price_field = _Choice(PRICE_FIELDS, "ChannelAdvisor price field", load_default="BuyItNowPrice")
-
-
-def default_settings() -> dict[str, Any]:
-    """The settings of a connection nobody configured."""
-    return SettingsSchema().load({})

@@ -2,8 +2,10 @@
 
 * every test starts with empty process-wide registries (limiters, token stores);
 * no test ever sleeps: the client's sleep records the waits it was asked for (``waits``);
-* ``conn`` builds a :class:`~hub_core.channel.ChannelConnection` that records what the plugin
-  stores on it; ``ca`` registers ChannelAdvisor answers on ``requests_mock`` and reads back
+* ``conn`` builds a :class:`~hub_core.channel.ChannelConnection` as the core hands it over
+  (settings loaded by the settings schema, defaults applied) that records what the plugin
+  stores on it, and ends its run (closes what the plugin kept) after the test; ``ca``
+  registers ChannelAdvisor answers on ``requests_mock`` and reads back
   what was sent, ``$batch`` parts included.
 """
 
@@ -20,6 +22,7 @@ import pytest
 import requests_mock as rm
 
 from hub_channeladvisor.client import auth, limiter, outcomes
+from hub_channeladvisor.schemas import SettingsSchema
 from hub_core.channel import ChannelConnection
 
 BASE = "https://ca.test"
@@ -79,8 +82,12 @@ class RecordingProgress:
 
 
 @pytest.fixture
-def conn() -> Callable[..., ChannelConnection]:
-    """Build a connection; ``conn.recorder`` of the result holds what the plugin stored."""
+def conn() -> Iterator[Callable[..., ChannelConnection]]:
+    """Build a connection; ``conn.recorder`` of the result holds what the plugin stored.
+
+    Every hook call with one connection is a call of the same run (one client); the runs end
+    when the test does."""
+    made: list[ChannelConnection] = []
 
     def make(
         *,
@@ -104,7 +111,7 @@ def conn() -> Callable[..., ChannelConnection]:
             name="shop",
             channel="channeladvisor",
             config=values,
-            settings=dict(settings or {}),
+            settings=SettingsSchema().load(dict(settings or {})),
             health=health,
             secret_keys=("access_token", "refresh_token", "shared_secret"),
             progress=RecordingProgress(),
@@ -112,9 +119,12 @@ def conn() -> Callable[..., ChannelConnection]:
             on_health=lambda h, m: recorder.health.append((h, m)),
         )
         connection.recorder = recorder  # type: ignore[attr-defined]
+        made.append(connection)
         return connection
 
-    return make
+    yield make
+    for connection in made:
+        connection.close_resources()
 
 
 def parse_batch(request: Any) -> list[dict[str, Any]]:

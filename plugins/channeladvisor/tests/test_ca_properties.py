@@ -17,6 +17,7 @@ from hub_channeladvisor import plugin
 from hub_channeladvisor.client import auth, limiter
 from hub_channeladvisor.client.session import encode_query, odata_string
 from hub_channeladvisor.orders import shipping_text
+from hub_channeladvisor.schemas import SettingsSchema
 from hub_core.channel import CatalogItem, ChannelConnection, ListingStatus
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
@@ -130,7 +131,7 @@ def test_any_sku_is_found_exactly_through_the_sandbox(sandbox: Sandbox, sku: str
             "shared_secret": DEMO_SHARED_SECRET,
             "base_url": sandbox.base_url,
         },
-        settings={},
+        settings=SettingsSchema().load({}),
         secret_keys=("access_token", "refresh_token", "shared_secret"),
     )
     [result] = plugin.hub_link_listings(

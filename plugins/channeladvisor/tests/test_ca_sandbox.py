@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("hub_channeladvisor_sandbox")
 
 from hub_channeladvisor import plugin
+from hub_channeladvisor.schemas import SettingsSchema
 from hub_channeladvisor_sandbox import (
     DEMO_APPLICATION_ID,
     DEMO_PROFILE_ID,
@@ -50,7 +51,7 @@ def connect(sandbox: Sandbox, **settings: Any) -> ChannelConnection:
             "shared_secret": DEMO_SHARED_SECRET,
             "base_url": sandbox.base_url,
         },
-        settings=settings,
+        settings=SettingsSchema().load(settings),
         secret_keys=("access_token", "refresh_token", "shared_secret"),
     )
 

@@ -1,8 +1,9 @@
 """Typed ChannelAdvisor calls for one connection, on top of the small parts.
 
-:class:`ChannelAdvisorClient` is what the operations use: it builds the session, the
-authenticator, the limiter (shared per profile), the retrying HTTP engine and the batcher from
-a :class:`~hub_core.channel.ChannelConnection`, and offers the ChannelAdvisor requests the hub
+:class:`ChannelAdvisorClient` is what the operations use, one per run: it builds the session,
+the authenticator, the limiter (its budget shared per profile by the whole process, or through
+Redis), the retrying HTTP engine and the batcher from a
+:class:`~hub_core.channel.ChannelConnection`, and offers the ChannelAdvisor requests the hub
 makes, each scoped to the connection's profile (design §6).
 """
 
@@ -29,7 +30,7 @@ from hub_channeladvisor.client.session import (
     new_session,
     odata_string,
 )
-from hub_channeladvisor.schemas import DEFAULT_BASE_URL, SECRET_FIELDS, default_settings
+from hub_channeladvisor.schemas import DEFAULT_BASE_URL, SECRET_FIELDS
 from hub_core.channel import ChannelConnection
 from hub_core.errors import ChannelError, redact
 
@@ -71,7 +72,8 @@ class ChannelAdvisorClient:
         self.name = connection.name
         self.base_url = str(config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
         self.profile_id = int(config["profile_id"])
-        self.settings: dict[str, Any] = {**default_settings(), **dict(connection.settings)}
+        # Validated by the core, defaults applied by the settings schema: used as given.
+        self.settings: dict[str, Any] = dict(connection.settings)
         self._owner = threading.get_ident()
         self._pending: list[Callable[[], None]] = []
         self._pending_lock = threading.Lock()
