@@ -105,6 +105,7 @@ def test_one_run_shares_one_connection_and_closes_its_resources(open_hub: Any) -
 
     assert result.status == "ok"
     assert stub.calls == ["hub_get_orders", "hub_acknowledge_orders"]
+    assert [r.closed for r in keeper.built] == [1]
     (_, first, resource), (_, second, again) = keeper.seen
     assert first is second and resource is again  # one connection, one resource, one run
     assert keeper.built == [Resource(0, closed=1)]  # closed once, when the run ended
@@ -146,6 +147,12 @@ def test_hub_run_resolves_the_connection_once_for_its_steps(
     document, code = run_connection(hub, "shop")
 
     assert code == 0, document
+    assert stub.calls == [
+        "hub_link_listings",
+        "hub_sync_listings",
+        "hub_get_orders",
+        "hub_acknowledge_orders",
+    ]
     assert [hook for hook, _, _ in keeper.seen] == ["link", "sync", "get_orders", "acknowledge"]
     # One connection for every step; each step is a run of its own with its own resources.
     assert len({id(connection) for _, connection, _ in keeper.seen}) == 1
@@ -173,3 +180,5 @@ def test_a_step_marking_the_connection_refused_stops_the_next_steps(open_hub: An
     assert steps["get_orders"]["status"] == "ok"
     assert steps["sync_orders"]["status"] == "failed"
     assert "must be reconnected" in steps["sync_orders"]["message"]
+    assert stub.calls == ["hub_get_orders", "hub_acknowledge_orders"]
+    assert [r.closed for r in keeper.built] == [1]

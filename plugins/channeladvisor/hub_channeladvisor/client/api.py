@@ -30,7 +30,7 @@ from hub_channeladvisor.client.session import (
     new_session,
     odata_string,
 )
-from hub_channeladvisor.schemas import DEFAULT_BASE_URL, SECRET_FIELDS
+from hub_channeladvisor.schemas import SECRET_FIELDS
 from hub_core.channel import ChannelConnection
 from hub_core.errors import ChannelError, redact
 
@@ -70,9 +70,10 @@ class ChannelAdvisorClient:
         config = connection.config
         self.connection = connection
         self.name = connection.name
-        self.base_url = str(config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        # Validated by the core: the connection schema gave base_url its default.
+        self.base_url = str(config["base_url"]).rstrip("/")
         self.profile_id = int(config["profile_id"])
-        # Validated by the core, defaults applied by the settings schema: used as given.
+        # Likewise the settings: their schema applied the defaults.
         self.settings: dict[str, Any] = dict(connection.settings)
         self._owner = threading.get_ident()
         self._pending: list[Callable[[], None]] = []
