@@ -239,6 +239,7 @@ def open_run(
     progress: Progress | None = None,
     *,
     needing_reauth: bool = False,
+    context: RunContext | None = None,
 ) -> RunContext:
     """Resolve a connection for one run, once: its row, its channel, its values and settings
     validated by the channel's schemas (the one place that applies defaults), its secrets.
@@ -246,8 +247,17 @@ def open_run(
     :param operation: the operation the run carries out (an ``OPERATION_HOOKS`` key),
         refused at once when the channel does not support it.
     :param needing_reauth: open a connection marked ``needs_reauth`` too (its test).
+    :param context: a context opened earlier for this connection (``hub run``): returned for
+        this run after the same checks (health, capability), nothing read again.
     :raises NeedsReauth: the channel refused the refresh token earlier; nothing is sent.
     """
+    if context is not None:
+        context.check_health()
+        if operation is not None:
+            context.require(operation)
+        if progress is not None:
+            context.connection.progress = progress
+        return context
     with hub.db.session() as session:
         row = get_connection(session, name)
     channel = hub.registry.channel(row.channel)
@@ -309,16 +319,6 @@ def open_run(
     return context
 
 
-def reuse_run(context: RunContext, operation: str, progress: Progress | None = None) -> RunContext:
-    """A context opened earlier (``hub run``), for the next operation: the same checks as
-    :func:`open_run` (health, capability), nothing read again."""
-    context.check_health()
-    context.require(operation)
-    if progress is not None:
-        context.connection.progress = progress
-    return context
-
-
 def check_connection(hub: Hub, name: str) -> dict[str, Any]:
     """Ask the channel to check the connection; record ``ok`` or ``failing`` health.
 
@@ -352,6 +352,5 @@ __all__ = [
     "list_connections",
     "open_run",
     "remove_connection",
-    "reuse_run",
     "show_connection",
 ]

@@ -21,7 +21,7 @@ from hub_core.crash import crash_point
 from hub_core.errors import InvalidInput, NotFound, PluginError
 from hub_core.models import CatalogProduct, Connection, Listing, SyncCursor, utcnow
 from hub_core.services.catalog import current_counter, format_money
-from hub_core.services.connections import get_connection, open_run, reuse_run
+from hub_core.services.connections import get_connection, open_run
 from hub_core.services.context import Hub, OperationResult, RecordResult, RunContext
 from hub_core.services.runs import RunRecorder
 
@@ -172,11 +172,7 @@ def link_listings(
     ``context``: the connection opened already (``hub run``, publish).
     """
     progress = hub.progress("link")
-    ctx = (
-        reuse_run(context, operation_name(operation), progress)
-        if context
-        else open_run(hub, connection_name, operation_name(operation), progress)
-    )
+    ctx = open_run(hub, connection_name, operation_name(operation), progress, context=context)
     items, excluded = _link_targets(hub, ctx.row, skus)
     channel, view = ctx.channel, ctx.connection
     with RunRecorder(hub, f"{operation}_listings", context=ctx) as run:
@@ -471,12 +467,7 @@ def sync_listings(
     whose channel product is gone becomes ``broken``. ``dry_run`` lists what would be sent
     and changes nothing. ``context``: the connection opened already (``hub run``).
     """
-    progress = hub.progress("sync")
-    ctx = (
-        reuse_run(context, "sync_listings", progress)
-        if context
-        else open_run(hub, connection_name, "sync_listings", progress)
-    )
+    ctx = open_run(hub, connection_name, "sync_listings", hub.progress("sync"), context=context)
     channel, view = ctx.channel, ctx.connection
     if dry_run:
         with hub.db.sessions() as session, session.begin():

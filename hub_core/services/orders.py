@@ -15,7 +15,7 @@ from hub_core.crash import crash_point
 from hub_core.errors import HubError, InvalidInput, NotFound, RequirementNotMet
 from hub_core.models import Connection, Listing, Order, OrderLine, Shipment, utcnow
 from hub_core.plugins import Channel
-from hub_core.services.connections import get_connection, open_run, reuse_run
+from hub_core.services.connections import get_connection, open_run
 from hub_core.services.context import Hub, OperationResult, RunContext
 from hub_core.services.runs import RunRecorder
 from hub_core.services.shipping import HELD, IMPORTED, hold_reason, mappings_of
@@ -96,12 +96,7 @@ def get_orders(
     """
     if days is not None and not 1 <= days <= MAX_DAYS:
         raise InvalidInput(f"--days must be from 1 to {MAX_DAYS}, got {days}.")
-    progress = hub.progress("orders")
-    ctx = (
-        reuse_run(context, "get_orders", progress)
-        if context
-        else open_run(hub, connection_name, "get_orders", progress)
-    )
+    ctx = open_run(hub, connection_name, "get_orders", hub.progress("orders"), context=context)
     row, channel, view = ctx.row, ctx.channel, ctx.connection
     require_mappings(hub, channel, row)
     window = days or _order_days(view.settings, connection_name)

@@ -18,7 +18,7 @@ from hub_core.crash import crash_point
 from hub_core.errors import InvalidInput, NotFound
 from hub_core.models import Connection, Order, Shipment, ShipmentLine, utcnow
 from hub_core.services.catalog import CsvTable, not_utf8
-from hub_core.services.connections import get_connection, open_run, reuse_run
+from hub_core.services.connections import get_connection, open_run
 from hub_core.services.context import Hub, OperationResult, RunContext
 from hub_core.services.orders import (
     CANCELLED,
@@ -477,12 +477,7 @@ def sync_orders(
 
     ``context``: the connection opened already (``hub run``).
     """
-    progress = hub.progress("ship")
-    ctx = (
-        reuse_run(context, "sync_orders", progress)
-        if context
-        else open_run(hub, connection_name, "sync_orders", progress)
-    )
+    ctx = open_run(hub, connection_name, "sync_orders", hub.progress("ship"), context=context)
     with RunRecorder(hub, "sync_orders", context=ctx) as run:
         # Read under the run's lease, so two runs never both pick up the same shipment.
         to_send = _shipments_to_send(hub, ctx.row.id)
