@@ -1,6 +1,7 @@
 """The ChannelAdvisor HTTP client, built from small parts.
 
-* :mod:`.session` — one ``requests.Session``, timeouts, and the retry loop (:class:`HttpClient`);
+* :mod:`.session` — one ``requests.Session`` and timeouts (:class:`HttpClient`);
+* :mod:`.retry` — the one retry engine, for plain requests, the token refresh and batch parts;
 * :mod:`.auth` — the authenticator that owns the tokens;
 * :mod:`.paging` — the ``@odata.nextLink`` paginator;
 * :mod:`.batch` — the ``$batch`` batcher;

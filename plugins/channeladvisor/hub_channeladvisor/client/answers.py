@@ -107,6 +107,16 @@ def read_capped(response: requests.Response, limit: int | None = None) -> None:
     response._content = b"".join(chunks)
 
 
+def parse_body(response: requests.Response) -> Any:
+    """The answer's JSON, its text when it is not JSON, or None when empty."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
 def describe_body(body: Any) -> str:
     """A short description of an answer for messages (an HTML page is named by its title)."""
     if body is None:

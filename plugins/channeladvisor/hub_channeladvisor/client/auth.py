@@ -32,7 +32,8 @@ import requests
 
 from hub_channeladvisor.client import outcomes
 from hub_channeladvisor.client.answers import refuse_redirect
-from hub_channeladvisor.client.outcomes import Action, BackoffPolicy, RetryBudget
+from hub_channeladvisor.client.outcomes import BackoffPolicy
+from hub_channeladvisor.client.retry import Answer, RetryEngine
 from hub_channeladvisor.schemas import (
     APPLICATION_ID_ENV,
     SHARED_SECRET_ENV,
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: Refresh this many seconds before the stored expiry.
 REFRESH_MARGIN = 60.0
+#: The start of a message when the token endpoint kept failing or refused the request.
+REFRESH_FAILED = "Could not refresh the ChannelAdvisor access token: "
 #: Lifetime assumed when the token answer has no ``expires_in`` (reference §1: one hour).
 DEFAULT_LIFETIME = 3600.0
 
@@ -229,69 +232,52 @@ class Authenticator(requests.auth.AuthBase):
 
     def _refresh_locked(self) -> str:
         self.check_usable()
-        budget = RetryBudget(self.policy)
-        while True:
-            try:
-                response = self.session.post(
-                    self.token_url,
-                    auth=(self.application_id, self._shared_secret),
-                    data={"grant_type": "refresh_token", "refresh_token": self._refresh_token},
-                    headers={"Accept": "application/json"},
-                    timeout=self.timeout,
-                    # Never followed: the form carries the refresh token and the secret.
-                    allow_redirects=False,
-                )
-                refuse_redirect(response, self.token_url, self.token_url)
-            except requests.RequestException as exc:
-                resolution = outcomes.classify_exception(exc)
-                status, body, headers = None, None, None
-                detail = f"{type(exc).__name__}: {exc}"
-                failure, unreachable = outcomes.brief(exc), outcomes.unreachable_reason(exc)
-            else:
-                status, headers = response.status_code, response.headers
-                # A refusal may come as plain text (reference §1, SV a8b73af): check the status
-                # before reading JSON.
-                if status in (400, 401):
-                    self._refused(status, response.text)
-                body = _json_or_text(response)
-                if status == 200 and isinstance(body, dict) and body.get("access_token"):
-                    return self._store_token(body)
-                if status == 200:
-                    raise ChannelError(
-                        "ChannelAdvisor's token endpoint answered without an access token.",
-                        detail=self.redact(f"token answer: {str(body)[:300]}"),
-                    )
-                resolution = outcomes.classify_status(status, body)
-                detail = f"token endpoint HTTP {status}: {str(body)[:300]}"
-                failure, unreachable = f"HTTP {status}", None
-            if resolution.action in (Action.RETRY, Action.RATE_LIMITED):
-                wait = budget.next_wait(resolution, headers)
-                if wait is not None:
-                    line = "token refresh " + outcomes.request_line("POST", self.token_url)
-                    log.warning(outcomes.retry_note(line, failure, budget.attempts, wait))
-                    budget.consume(wait)
-                    continue
-                if unreachable:
-                    raise ChannelError(
-                        self.redact(
-                            outcomes.unreachable_message(
-                                self.base_url, self.connection.name, unreachable, budget.attempts
-                            )
-                        ),
-                        detail=self.redact(detail),
-                    )
-                raise ChannelError(
-                    self.redact(
-                        "Could not refresh the ChannelAdvisor access token: "
-                        + outcomes.exhausted_message(resolution, status, body, budget)
-                    ),
-                    detail=self.redact(detail),
-                )
-            raise AuthError(
-                "Could not refresh the ChannelAdvisor access token: "
-                + self.redact(outcomes.describe(resolution, status, body)),
-                detail=self.redact(detail),
+        target = f"POST {self.token_url}"
+        engine = RetryEngine(
+            self.policy,
+            target=target,
+            line="token refresh " + outcomes.request_line("POST", self.token_url),
+            redact=self.redact,
+        )
+        final = engine.run_one(self._post_token)
+        if final.ok:
+            return self._store_token(final.body)
+        detail = self.redact(final.answer.detail(target))
+        if final.exhausted:
+            message = final.gave_up_message(self.base_url, self.connection.name)
+            if not final.answer.unreachable:
+                message = REFRESH_FAILED + message
+            raise ChannelError(self.redact(message), detail=detail)
+        raise AuthError(REFRESH_FAILED + self.redact(final.message), detail=detail)
+
+    def _post_token(self) -> Answer:
+        """One ``POST`` to the token endpoint; a refusal or an answer without a token raises."""
+        try:
+            response = self.session.post(
+                self.token_url,
+                auth=(self.application_id, self._shared_secret),
+                data={"grant_type": "refresh_token", "refresh_token": self._refresh_token},
+                headers={"Accept": "application/json"},
+                timeout=self.timeout,
+                # Never followed: the form carries the refresh token and the secret.
+                allow_redirects=False,
             )
+            refuse_redirect(response, self.token_url, self.token_url)
+        except requests.RequestException as exc:
+            return Answer.of_error(exc)
+        # A refusal may come as plain text (reference §1, SV a8b73af): check the status
+        # before reading JSON.
+        if response.status_code in (400, 401):
+            self._refused(response.status_code, response.text)
+        answer = Answer.of_response(response)
+        if answer.status == 200 and not (
+            isinstance(answer.body, dict) and answer.body.get("access_token")
+        ):
+            raise ChannelError(
+                "ChannelAdvisor's token endpoint answered without an access token.",
+                detail=self.redact(f"token answer: {str(answer.body)[:300]}"),
+            )
+        return answer
 
     def _refused(self, status: int, text: str) -> None:
         detail = self.redact(f"token endpoint HTTP {status}: {text.strip()[:200]}")
@@ -329,12 +315,3 @@ class Authenticator(requests.auth.AuthBase):
         """Put the Bearer header on an API request."""
         request.headers["Authorization"] = f"Bearer {self.token()}"
         return request
-
-
-def _json_or_text(response: requests.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return response.text

@@ -15,21 +15,21 @@
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import requests
 
 from hub_channeladvisor.client import outcomes
-from hub_channeladvisor.client.outcomes import Action, Resolution, RetryBudget
-from hub_channeladvisor.client.session import HttpClient, parse_body
+from hub_channeladvisor.client.outcomes import Action, Resolution
+from hub_channeladvisor.client.retry import Answer, Final
+from hub_channeladvisor.client.session import HttpClient
 from hub_core.crash import crash_point
-from hub_core.errors import AuthError, ChannelError
+from hub_core.errors import ChannelError
 
 log = logging.getLogger(__name__)
 
@@ -53,26 +53,18 @@ class BatchPart:
     key: Any = None
 
 
-@dataclasses.dataclass
-class PartResult:
+class PartResult(Final[BatchPart]):
     """The final answer to one part."""
 
-    part: BatchPart
-    status: int | None
-    body: Any
-    resolution: Resolution
-    attempts: int = 1
-    exhausted: bool = False
-
     @property
-    def ok(self) -> bool:
-        """Whether the part succeeded."""
-        return self.resolution.action is Action.SUCCESS
+    def part(self) -> BatchPart:
+        """The part answered."""
+        return self.item
 
     @property
     def message(self) -> str:
         """What to tell the user about a failed part."""
-        text = outcomes.describe(self.resolution, self.status, self.body)
+        text = super().message
         if self.exhausted:
             text += f"; gave up after {self.attempts} attempts, it will be sent again next time"
         return text
@@ -101,14 +93,6 @@ def build_body(parts: Sequence[BatchPart], boundary: str) -> str:
             lines += ["", ""]
     lines.append(f"--{boundary}--")
     return "\r\n".join(lines) + "\r\n"
-
-
-@dataclasses.dataclass
-class _Answer:
-    status: int | None
-    body: Any
-    headers: Mapping[str, str]
-    resolution: Resolution
 
 
 class Batcher:
@@ -144,112 +128,43 @@ class Batcher:
         :raises AuthError: the access token is refused again right after a refresh.
         :raises ChannelError: ChannelAdvisor refused the batch itself (the hub built it wrong).
         """
-        results: dict[int, PartResult] = {}
-        attempts = [0] * len(parts)
-        queue: collections.deque[int] = collections.deque(range(len(parts)))
-        budget = RetryBudget(self.http.policy)
-        max_attempts = self.http.policy.max_attempts
-        refreshes = 0
-        while queue:
-            chunk = [queue.popleft() for _ in range(min(self.size, len(queue)))]
-            for index in chunk:
-                attempts[index] += 1
-            token_used = self.http.auth.token()
-            envelope, answers = self._send([parts[i] for i in chunk])
-            if envelope is not None:
-                res = envelope.resolution
-                if not res.retriable:
-                    raise ChannelError(
-                        self.http.redact(
-                            "ChannelAdvisor refused a batch request: "
-                            + outcomes.describe(res, envelope.status, envelope.body)
-                        ),
-                        detail=self.http.redact(
-                            f"POST {self.url} -> {envelope.status} {envelope.body!s:.300}"
-                        ),
-                    )
-                # The batch as a whole failed: what that means applies to every part.
-                answers = [envelope] * len(chunk)
 
-            done: dict[int, PartResult] = {}
-            retry: dict[int, _Answer] = {}
-            for index, answer in zip(chunk, answers, strict=True):
-                res = answer.resolution
-                if not res.retriable:
-                    done[index] = self._final(parts[index], answer, attempts[index])
-                elif res.applied_unknown and not parts[index].idempotent:
-                    # ChannelAdvisor may have applied it: sending it again could apply it twice.
-                    done[index] = self._final(parts[index], answer, attempts[index], unknown=True)
-                elif attempts[index] >= max_attempts:
-                    done[index] = self._final(parts[index], answer, attempts[index], exhausted=True)
-                else:
-                    retry[index] = answer
-
-            if any(a.resolution.action is Action.REFRESH_THEN_RETRY for a in retry.values()):
-                refreshes += 1
-                # A refresh that did not help: the next batch is refused too.
-                if refreshes > 1:
-                    raise AuthError(
-                        "ChannelAdvisor refused the access token again right after a refresh; "
-                        "the authorization may lack access to this profile."
-                    )
-                self.http.auth.refresh(stale=token_used)
-            else:
-                refreshes = 0
-
-            waiting = {
-                i: a
-                for i, a in retry.items()
-                if a.resolution.action is not Action.REFRESH_THEN_RETRY
-            }
-            wait = 0.0
-            paused = False
-            if waiting:
-                pick = max(waiting.values(), key=_retry_after_rank)
-                # Parts count their own sends; the wait grows with the most-tried part, and
-                # the run's total wait is capped.
-                most = max(attempts[i] for i in waiting)
-                next_wait = budget.next_wait(pick.resolution, pick.headers, attempt=most)
-                if next_wait is None:
-                    for index, answer in waiting.items():
-                        done[index] = self._final(
-                            parts[index], answer, attempts[index], exhausted=True
-                        )
-                        del retry[index]
-                else:
-                    wait = next_wait
-                    if pick.resolution.action is Action.RATE_LIMITED:
-                        # Every request of the profile waits (in the limiter), not only these.
-                        self.http.limiter.pause(wait)
-                        paused = True
-
+        def report(done: list[Final[BatchPart]]) -> None:
             crash_point("channeladvisor.batch")
-            results.update(done)
             if on_done and done:
-                on_done(list(done.values()))
-            # Failed parts go first in the next batch.
-            queue.extendleft(reversed(list(retry)))
-            if retry and wait:
-                log.warning(
-                    self.http.redact(f"$batch: {len(retry)} parts to send again in {wait:.2f} s")
-                )
-                budget.consume(wait, sleep=not paused)
-        return [results[i] for i in range(len(parts))]
+                on_done([PartResult(**vars(final)) for final in done])
 
-    def _final(
-        self,
-        part: BatchPart,
-        answer: _Answer,
-        attempts: int,
-        *,
-        unknown: bool = False,
-        exhausted: bool = False,
-    ) -> PartResult:
-        resolution = outcomes.UNKNOWN_OUTCOME if unknown else answer.resolution
-        return PartResult(part, answer.status, answer.body, resolution, attempts, exhausted)
+        finals = self.http.engine(f"POST {self.url}").run(
+            parts,
+            self._send,
+            size=lambda: self.size,
+            idempotent=lambda part: part.idempotent,
+            on_round=report,
+        )
+        return [PartResult(**vars(final)) for final in finals]
 
-    def _send(self, chunk: Sequence[BatchPart]) -> tuple[_Answer | None, list[_Answer]]:
-        """Send one batch: (the envelope's failure, or None and one answer per part)."""
+    def _send(self, chunk: list[BatchPart]) -> list[Answer]:
+        """Send one batch: one answer per part; a failure of the whole batch is every part's.
+
+        :raises ChannelError: ChannelAdvisor refused the batch itself (the hub built it wrong).
+        """
+        envelope = self._post(chunk)
+        if isinstance(envelope, list):
+            return envelope
+        if not envelope.resolution.retriable:
+            raise ChannelError(
+                self.http.redact(
+                    "ChannelAdvisor refused a batch request: "
+                    + outcomes.describe(envelope.resolution, envelope.status, envelope.body)
+                ),
+                detail=self.http.redact(
+                    f"POST {self.url} -> {envelope.status} {envelope.body!s:.300}"
+                ),
+            )
+        return [envelope] * len(chunk)
+
+    def _post(self, chunk: list[BatchPart]) -> Answer | list[Answer]:
+        """One round trip: the envelope's failure, or one answer per part."""
         boundary = f"batch_{uuid.uuid4().hex}"
         self.round_trips += 1
         try:
@@ -265,62 +180,45 @@ class Batcher:
                 timeout=self.http.timeouts.batch,
             )
         except requests.RequestException as exc:
-            res = outcomes.classify_exception(exc)
-            if res.timeout:
+            failed = Answer.of_error(exc)
+            if failed.resolution.timeout:
                 self._shrink()
-            log.warning(
-                f"{outcomes.request_line('POST', self.url)} of {len(chunk)} parts failed: "
-                f"{outcomes.brief(exc)}"
-            )
-            return _Answer(None, None, {}, res), []
-        body = parse_body(response)
-        status = response.status_code
-        if status == 413:
+            return failed
+        envelope = Answer.of_response(response)
+        if envelope.status == 413:
             # Too big: smaller batches; the parts were not carried out.
             self._shrink()
-            return _Answer(status, body, response.headers, outcomes.STATUS_TABLE[408]), []
-        res = outcomes.classify_status(status, body)
-        if res.action is not Action.SUCCESS:
-            if res.timeout:
+            return dataclasses.replace(envelope, resolution=outcomes.STATUS_TABLE[408])
+        if envelope.resolution.action is not Action.SUCCESS:
+            if envelope.resolution.timeout:
                 self._shrink()
-            return _Answer(status, body, response.headers, res), []
+            return envelope
+        body = envelope.body
         responses = body.get("responses") if isinstance(body, dict) else None
         if not isinstance(responses, list):
-            unreadable = dataclasses.replace(
-                outcomes.STATUS_TABLE[500],
-                message="ChannelAdvisor's batch answer could not be read",
+            return dataclasses.replace(
+                envelope, resolution=_unreadable("ChannelAdvisor's batch answer could not be read")
             )
-            return _Answer(status, body, response.headers, unreadable), []
         by_id = {str(r.get("id")): r for r in responses if isinstance(r, dict)}
         answers = []
         for number in range(1, len(chunk) + 1):
             item = by_id.get(str(number))
             if item is None:
-                missing = dataclasses.replace(
-                    outcomes.STATUS_TABLE[500],
-                    message="ChannelAdvisor's batch answer left this request out",
-                )
-                answers.append(_Answer(None, None, {}, missing))
+                missing = _unreadable("ChannelAdvisor's batch answer left this request out")
+                answers.append(Answer(None, None, missing))
                 continue
-            part_status = _status(item.get("status"))
-            if part_status is None:
-                unreadable = dataclasses.replace(
-                    outcomes.STATUS_TABLE[500],
-                    message="ChannelAdvisor's batch answer gave this request no readable status",
+            status = _status(item.get("status"))
+            if status is None:
+                unreadable = _unreadable(
+                    "ChannelAdvisor's batch answer gave this request no readable status"
                 )
-                answers.append(_Answer(None, None, {}, unreadable))
+                answers.append(Answer(None, None, unreadable))
                 continue
             part_body = item.get("body")
             headers = item.get("headers") if isinstance(item.get("headers"), dict) else {}
-            answers.append(
-                _Answer(
-                    part_status,
-                    part_body,
-                    headers,
-                    outcomes.classify_status(part_status, part_body),
-                )
-            )
-        return None, answers
+            resolution = outcomes.classify_status(status, part_body)
+            answers.append(Answer(status, part_body, resolution, headers))
+        return answers
 
     def _shrink(self) -> None:
         smaller = max(self.min_parts, self.size // 2)
@@ -340,8 +238,6 @@ def _status(value: Any) -> int | None:
     return status if 100 <= status <= 599 else None
 
 
-def _retry_after_rank(answer: _Answer) -> float:
-    # A Retry-After that ChannelAdvisor asked for wins over an exponential wait.
-    if answer.resolution.action is Action.RATE_LIMITED:
-        return outcomes.retry_after_seconds(answer.headers) or 0.0
-    return -1.0
+def _unreadable(message: str) -> Resolution:
+    """A batch answer the hub cannot read: a server error, with what was wrong."""
+    return dataclasses.replace(outcomes.STATUS_TABLE[500], message=message)

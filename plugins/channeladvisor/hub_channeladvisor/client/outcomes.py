@@ -343,7 +343,7 @@ class BackoffPolicy:
 
 
 class RetryBudget:
-    """The retries left to one request: counts sends and the time spent waiting."""
+    """The retries left to one request, or one ``$batch`` run: sends and time spent waiting."""
 
     def __init__(self, policy: BackoffPolicy) -> None:
         self.policy = policy
@@ -393,16 +393,16 @@ class RetriesExhausted(ChannelError):
 
 
 def exhausted_message(
-    resolution: Resolution, status: int | None, body: Any, budget: RetryBudget
+    resolution: Resolution, status: int | None, body: Any, attempts: int, waited: float
 ) -> str:
     """The user message after the retries ran out; a rate limit reads differently."""
     if resolution.action is Action.RATE_LIMITED:
         return (
             f"ChannelAdvisor kept refusing requests for going over its rate limit (HTTP 429) "
-            f"after {budget.attempts} attempts and {budget.waited:.0f} s of waiting; "
+            f"after {attempts} attempts and {waited:.0f} s of waiting; "
             "try again in a few minutes."
         )
     return (
-        f"{describe(resolution, status, body)}; gave up after {budget.attempts} attempts and "
-        f"{budget.waited:.0f} s of waiting. Try again later."
+        f"{describe(resolution, status, body)}; gave up after {attempts} attempts and "
+        f"{waited:.0f} s of waiting. Try again later."
     )

@@ -1,8 +1,8 @@
 """The HTTP engine: one ``requests.Session``, explicit timeouts, the limiter, the authenticator,
-and the retry loop that follows the outcome table.
+and the retry engine (:mod:`.retry`) that follows the outcome table.
 
 :meth:`HttpClient.send_once` sends one request through the limits; :meth:`HttpClient.request`
-sends it until the outcome table says it is done, waiting as the backoff policy says. A write
+sends it through the retry engine until the outcome table says it is done. A write
 that is not idempotent is sent again after an unclear failure only when the caller can check
 that it did not happen (``verify``) — ChannelAdvisor's Ship, say.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,16 +27,9 @@ from hub_channeladvisor.client.answers import (
 )
 from hub_channeladvisor.client.auth import Authenticator
 from hub_channeladvisor.client.limiter import Limiter
-from hub_channeladvisor.client.outcomes import (
-    Action,
-    BackoffPolicy,
-    Resolution,
-    RetriesExhausted,
-    RetryBudget,
-)
+from hub_channeladvisor.client.outcomes import Action, BackoffPolicy, RetriesExhausted
+from hub_channeladvisor.client.retry import Answer, Final, RetryEngine
 from hub_core.errors import AuthError, ChannelError, RateLimited
-
-log = logging.getLogger(__name__)
 
 USER_AGENT = "hub-channeladvisor/0.1"
 READ_TIMEOUT_ENV = "HUB_CHANNELADVISOR_READ_TIMEOUT"
@@ -96,36 +88,9 @@ def odata_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def parse_body(response: requests.Response) -> Any:
-    """The answer's JSON, its text when it is not JSON, or None when empty."""
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return response.text
-
-
-@dataclasses.dataclass
-class ApiResult:
-    """The final answer to one request, after retries."""
-
-    status: int | None
-    body: Any
-    resolution: Resolution
-    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    #: The answer was lost, but a check showed that ChannelAdvisor carried the request out.
-    confirmed: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """Whether the request succeeded."""
-        return self.resolution.action is Action.SUCCESS
-
-    @property
-    def message(self) -> str:
-        """What to tell the user about a failure (the table's text and ChannelAdvisor's)."""
-        return outcomes.describe(self.resolution, self.status, self.body)
+#: The final answer to one request, after retries (``.ok``, ``.status``, ``.body``,
+#: ``.message``, ``.confirmed``).
+ApiResult = Final
 
 
 class HttpClient:
@@ -221,75 +186,42 @@ class HttpClient:
         :raises RetriesExhausted: a transient failure until the retries ran out.
         :raises ChannelError: an outcome the hub cannot go on from.
         """
-        budget = RetryBudget(self.policy)
-        refreshed = False
-        while True:
-            token_used = self.auth.token()
+        target = f"{method} {url}"
+
+        def send() -> Answer:
             try:
                 response = self.send_once(method, url, json_body=json_body, timeout=timeout)
             except requests.RequestException as exc:
-                resolution = outcomes.classify_exception(exc)
-                status, body, headers = None, None, {}
-                what = f"{type(exc).__name__}: {exc}"
-                failure, unreachable = outcomes.brief(exc), outcomes.unreachable_reason(exc)
-            else:
-                status, headers = response.status_code, response.headers
-                body = parse_body(response)
-                resolution = outcomes.classify_status(status, body)
-                what = f"HTTP {status}: {outcomes.error_message(body)}"
-                failure, unreachable = f"HTTP {status}", None
-            action = resolution.action
-            if action in (Action.SUCCESS, Action.RECORD_FAILURE):
-                return ApiResult(status, body, resolution, headers)
-            if action is Action.FAIL:
-                message = self.redact(outcomes.describe(resolution, status, body))
-                detail = self.redact(f"{method} {url} -> {what}")
-                if resolution.kind is outcomes.Kind.CONFIG:
-                    raise AuthError(message, detail=detail)
-                raise ChannelError(message, detail=detail)
-            if action is Action.REFRESH_THEN_RETRY:
-                if refreshed:
-                    raise AuthError(
-                        "ChannelAdvisor refused the access token again right after a refresh; "
-                        "the authorization may lack access to this profile.",
-                        detail=self.redact(f"{method} {url} -> {what}"),
-                    )
-                refreshed = True
-                self.auth.refresh(stale=token_used)
-                continue
-            # RETRY / RATE_LIMITED
-            if resolution.applied_unknown and not idempotent:
-                if verify is None:
-                    return ApiResult(status, body, outcomes.UNKNOWN_OUTCOME, headers)
-                if verify():
-                    log.info(self.redact(f"{method} {url}: answer lost ({what}), found applied"))
-                    return ApiResult(status, body, outcomes.STATUS_TABLE[200], headers, True)
-            wait = budget.next_wait(resolution, headers)
-            if wait is None:
-                message = self.redact(
-                    outcomes.unreachable_message(
-                        self.base_url, self.auth.connection.name, unreachable, budget.attempts
-                    )
-                    if unreachable
-                    else outcomes.exhausted_message(resolution, status, body, budget)
-                )
-                detail = self.redact(f"{method} {url} -> {what}")
-                if action is Action.RATE_LIMITED:
-                    raise RateLimited(message, detail=detail)
-                raise RetriesExhausted(message, resolution=resolution, status=status, detail=detail)
-            # One short line: the query string (filters with SKUs) and the transport's long
-            # text stay in the error's detail.
-            log.warning(
-                outcomes.retry_note(
-                    outcomes.request_line(method, url), failure, budget.attempts, wait
-                )
+                return Answer.of_error(exc)
+            return Answer.of_response(response)
+
+        final = self.engine(target).run_one(send, idempotent=idempotent, verify=verify)
+        if final.resolution.action in (Action.SUCCESS, Action.RECORD_FAILURE):
+            return final
+        detail = self.redact(final.answer.detail(target))
+        if final.exhausted:
+            message = self.redact(final.gave_up_message(self.base_url, self.auth.connection.name))
+            if final.resolution.action is Action.RATE_LIMITED:
+                raise RateLimited(message, detail=detail)
+            raise RetriesExhausted(
+                message, resolution=final.resolution, status=final.status, detail=detail
             )
-            if action is Action.RATE_LIMITED:
-                # Every request of the profile waits, this one in the limiter like the others.
-                self.limiter.pause(wait)
-                budget.consume(wait, sleep=False)
-            else:
-                budget.consume(wait)
+        message = self.redact(final.message)
+        if final.resolution.kind is outcomes.Kind.CONFIG:
+            raise AuthError(message, detail=detail)
+        raise ChannelError(message, detail=detail)
+
+    def engine(self, target: str) -> RetryEngine:
+        """The retry engine of one request or one ``$batch`` run to ``target`` (``METHOD URL``)."""
+        method, _, url = target.partition(" ")
+        return RetryEngine(
+            self.policy,
+            target=target,
+            line=outcomes.request_line(method, url),
+            auth=self.auth,
+            limiter=self.limiter,
+            redact=self.redact,
+        )
 
     def get_json(self, url: str) -> Any:
         """GET a URL and return its JSON; None when ChannelAdvisor answers 404.
