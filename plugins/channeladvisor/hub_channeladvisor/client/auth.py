@@ -242,10 +242,10 @@ class Authenticator(requests.auth.AuthBase):
         final = engine.run_one(self._post_token)
         if final.ok:
             return self._store_token(final.body)
-        detail = self.redact(final.answer.detail(target))
+        detail = self.redact(final.detail(target))
         if final.exhausted:
             message = final.gave_up_message(self.base_url, self.connection.name)
-            if not final.answer.unreachable:
+            if not final.unreachable:
                 message = REFRESH_FAILED + message
             raise ChannelError(self.redact(message), detail=detail)
         raise AuthError(REFRESH_FAILED + self.redact(final.message), detail=detail)

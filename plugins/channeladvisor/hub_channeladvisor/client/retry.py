@@ -77,6 +77,16 @@ class Answer:
         """Why no connection could be made at all, or None."""
         return outcomes.unreachable_reason(self.error) if self.error else None
 
+    @property
+    def ok(self) -> bool:
+        """Whether the request succeeded."""
+        return self.resolution.action is Action.SUCCESS
+
+    @property
+    def message(self) -> str:
+        """What to tell the user about a failure (the table's text and ChannelAdvisor's)."""
+        return outcomes.describe(self.resolution, self.status, self.body)
+
     def detail(self, target: str) -> str:
         """The internal detail of an error: the request and what came back (not redacted)."""
         if self.error is not None:
@@ -84,55 +94,30 @@ class Answer:
         return f"{target} -> HTTP {self.status}: {outcomes.error_message(self.body)}"
 
 
-@dataclasses.dataclass
-class Final(Generic[T]):
-    """The final answer to one item, after every retry the engine allowed."""
+@dataclasses.dataclass(frozen=True)
+class Final(Answer, Generic[T]):
+    """The final answer to one item, after every retry the engine allowed. Its resolution
+    may be what the engine made of the last answer (an unknown outcome, a success that
+    ``verify`` found)."""
 
+    _: dataclasses.KW_ONLY
     item: T
-    answer: Answer
-    #: The answer's resolution, or what the engine made of it (an unknown outcome, a
-    #: success found by ``verify``).
-    resolution: Resolution
     #: Sends of this item, the first included.
-    attempts: int
+    attempts: int = 1
     #: Seconds the run had waited by then.
-    waited: float
+    waited: float = 0.0
     #: The attempts or the total wait ran out.
     exhausted: bool = False
     #: The answer was lost, but ``verify`` showed that ChannelAdvisor carried the request out.
     confirmed: bool = False
 
-    @property
-    def ok(self) -> bool:
-        """Whether the request succeeded."""
-        return self.resolution.action is Action.SUCCESS
-
-    @property
-    def status(self) -> int | None:
-        """The HTTP status of the last answer (None after a transport failure)."""
-        return self.answer.status
-
-    @property
-    def body(self) -> Any:
-        """The body of the last answer."""
-        return self.answer.body
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        """The headers of the last answer."""
-        return self.answer.headers
-
-    @property
-    def message(self) -> str:
-        """What to tell the user about a failure (the table's text and ChannelAdvisor's)."""
-        return outcomes.describe(self.resolution, self.status, self.body)
-
     def gave_up_message(self, base_url: str, connection_name: str) -> str:
         """The user message after the retries ran out: the unreachable server named, or the
         last failure with the attempts and the wait."""
-        reason = self.answer.unreachable
-        if reason:
-            return outcomes.unreachable_message(base_url, connection_name, reason, self.attempts)
+        if self.unreachable:
+            return outcomes.unreachable_message(
+                base_url, connection_name, self.unreachable, self.attempts
+            )
         return outcomes.exhausted_message(
             self.resolution, self.status, self.body, self.attempts, self.waited
         )
@@ -152,33 +137,22 @@ class Pausable(Protocol):
     def pause(self, seconds: float) -> None: ...
 
 
+@dataclasses.dataclass
 class RetryEngine:
-    """Sends items until the outcome table says each is done (see the module's text).
+    """Sends items until the outcome table says each is done (see the module's text)."""
 
-    :param policy: the attempts and the total wait allowed, and the backoff.
-    :param target: the request (``POST https://…/v1/$batch``) for error details.
-    :param line: the request in a few words (``GET /v1/Products``) for retry notes.
-    :param auth: refreshes the token after a 401; without it a 401 is final.
-    :param limiter: is paused for a 429's wait; without it the engine sleeps.
-    :param redact: masks secrets in log lines and error details.
-    """
-
-    def __init__(
-        self,
-        policy: BackoffPolicy,
-        *,
-        target: str,
-        line: str,
-        auth: TokenOwner | None = None,
-        limiter: Pausable | None = None,
-        redact: Callable[[str], str] = str,
-    ) -> None:
-        self.policy = policy
-        self.target = target
-        self.line = line
-        self.auth = auth
-        self.limiter = limiter
-        self.redact = redact
+    #: The attempts and the total wait allowed, and the backoff.
+    policy: BackoffPolicy
+    #: The request (``POST https://…/v1/$batch``) for error details.
+    target: str
+    #: The request in a few words (``GET /v1/Products``) for retry notes.
+    line: str
+    #: Refreshes the token after a 401; without it a 401 is final.
+    auth: TokenOwner | None = None
+    #: Paused for a 429's wait; without it the engine sleeps.
+    limiter: Pausable | None = None
+    #: Masks secrets in log lines and error details.
+    redact: Callable[[str], str] = str
 
     def run_one(
         self,
@@ -302,10 +276,8 @@ class RetryEngine:
                 return self._final(item, answer, sends, budget, outcomes.UNKNOWN_OUTCOME)
             if verify(item):
                 log.info(self.redact(f"{answer.detail(self.target)}: answer lost, found applied"))
-                return dataclasses.replace(
-                    self._final(item, answer, sends, budget, outcomes.STATUS_TABLE[200]),
-                    confirmed=True,
-                )
+                success = outcomes.STATUS_TABLE[200]
+                return self._final(item, answer, sends, budget, success, confirmed=True)
         if sends >= self.policy.max_attempts:
             return self._final(item, answer, sends, budget, exhausted=True)
         return None
@@ -335,10 +307,10 @@ class RetryEngine:
         sends: int,
         budget: RetryBudget,
         resolution: Resolution | None = None,
-        *,
-        exhausted: bool = False,
+        **flags: bool,
     ) -> Final[T]:
-        return Final(item, answer, resolution or answer.resolution, sends, budget.waited, exhausted)
+        fields = {**vars(answer), "resolution": resolution or answer.resolution}
+        return Final(**fields, item=item, attempts=sends, waited=budget.waited, **flags)
 
 
 def _retry_after_rank(answer: Answer) -> float:

@@ -198,7 +198,7 @@ class HttpClient:
         final = self.engine(target).run_one(send, idempotent=idempotent, verify=verify)
         if final.resolution.action in (Action.SUCCESS, Action.RECORD_FAILURE):
             return final
-        detail = self.redact(final.answer.detail(target))
+        detail = self.redact(final.detail(target))
         if final.exhausted:
             message = self.redact(final.gave_up_message(self.base_url, self.auth.connection.name))
             if final.resolution.action is Action.RATE_LIMITED:
