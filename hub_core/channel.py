@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+from hub_core.redaction import Redactor
 
 if TYPE_CHECKING:
     from marshmallow import Schema
@@ -43,6 +46,9 @@ class ChannelDescription:
     operations run (the others are ``optional``). ``reauth_advice`` is the ONE command that
     reconnects a connection whose credentials the channel refused for good, with ``{name}`` for
     the connection's name; without it the core gives a channel-neutral command.
+    ``secret_env`` names environment variables whose values are secrets of every connection
+    (an operator's credential that a connection may fall back to): the core masks them like
+    the connection schema's secret fields.
     """
 
     name: str
@@ -52,6 +58,7 @@ class ChannelDescription:
     requires: Collection[str] = ()
     title: str = ""
     reauth_advice: str = ""
+    secret_env: Collection[str] = ()
 
 
 class ListingStatus(enum.StrEnum):
@@ -107,7 +114,9 @@ class ChannelConnection:
     validated settings with defaults applied (by the channel's settings schema: the one place
     that applies them). A plugin stores refreshed credentials with :meth:`save_config` and
     reports a refused refresh token with :meth:`mark_needs_reauth`; the core commits both at
-    once, whatever the operation does next.
+    once, whatever the operation does next. :attr:`redactor` knows the connection's secrets; a
+    plugin that learns another one while it works (a refreshed token) adds it there, and the
+    core masks it in everything it prints or stores.
 
     The core hands the SAME object to every hook call of one run: a plugin keeps what it
     builds once per run (an HTTP client) with :meth:`keep`, and the core closes it when the
@@ -120,10 +129,14 @@ class ChannelConnection:
     settings: Mapping[str, Any]
     health: str = "unknown"
     secret_keys: tuple[str, ...] = ()
+    secret_env: tuple[str, ...] = ()
     progress: Progress = dataclasses.field(default_factory=NullProgress)
     on_save_config: Callable[[dict[str, Any]], None] | None = None
     on_health: Callable[[str, str], None] | None = None
     resources: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+    _redactor: Redactor | None = dataclasses.field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def keep(self, key: str, build: Callable[[], _R]) -> _R:
         """The plugin's per-run resource ``key`` (its HTTP client, say), built by ``build`` on
@@ -173,8 +186,18 @@ class ChannelConnection:
 
     @property
     def secrets(self) -> list[str]:
-        """The secret values of this connection, for redaction."""
-        return [str(self.config[k]) for k in self.secret_keys if self.config.get(k)]
+        """The secret values of this connection: its secret fields', then the values of its
+        channel's secret environment variables."""
+        values = [str(self.config[k]) for k in self.secret_keys if self.config.get(k)]
+        return values + [os.environ[e] for e in self.secret_env if os.environ.get(e)]
+
+    @property
+    def redactor(self) -> Redactor:
+        """The one object that masks this connection's secrets (made on first use)."""
+        if self._redactor is None:
+            self._redactor = Redactor()
+            self._redactor.follow(lambda: self.secrets)  # values change: tokens are refreshed
+        return self._redactor
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,9 +19,10 @@ from typing import Any
 
 import click
 
+from hub_core import redaction
 from hub_core.channel import NullProgress, Progress
 from hub_core.db import DATABASE_ENV, Database
-from hub_core.errors import ExitCode, HubError, InvalidInput, redact
+from hub_core.errors import ExitCode, HubError, InvalidInput
 from hub_core.plugins import PluginLoadWarning, Registry
 from hub_core.services import Hub, OperationResult
 from hub_core.services import catalog as catalog_service
@@ -46,7 +47,7 @@ class HubCommandError(click.ClickException):
         self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"Error: {self.format_message()}", err=True)
+        _out(f"Error: {self.format_message()}", err=True)
 
 
 #: ``ctx.meta`` keys (shared by every context of one invocation).
@@ -61,11 +62,17 @@ def _json_error(ctx: click.Context, code: int, message: str) -> None:
     (a hub error, a click usage error, an internal error) passes through here on its way out.
     """
     if ctx.meta.get(_WANTS_JSON) and not ctx.meta.get(_PRINTED):
-        _dump({"error": {"code": int(code), "message": redact(message)}})
+        _dump({"error": {"code": int(code), "message": message}})
 
 
 class HubGroup(click.Group):
     """The root group: offers the plugins' commands, turns every error into an exit code."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        # One redactor per invocation, active from parsing to the last error message: the hub
+        # adds every connection it opens, and all output and log records are masked with it.
+        with redaction.Redactor().active():
+            return super().main(*args, **kwargs)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return super().get_command(ctx, cmd_name) or _registry(ctx).commands().get(cmd_name)
@@ -101,7 +108,7 @@ class HubGroup(click.Group):
             # An operation that failed after its run started still prints its run's document,
             # with the error in it: still exactly one document.
             if exc.run_result is not None and ctx.meta.get(_WANTS_JSON):
-                error = {"code": int(exc.exit_code), "message": redact(exc.message)}
+                error = {"code": int(exc.exit_code), "message": exc.message}
                 _dump({**exc.run_result.to_json(), "error": error})
             raise HubCommandError(exc.message, int(exc.exit_code)) from None
         except (click.exceptions.Exit, click.ClickException, click.Abort):
@@ -110,10 +117,8 @@ class HubGroup(click.Group):
             if os.environ.get(DEBUG_ENV):
                 traceback.print_exc()
             raise HubCommandError(
-                redact(
-                    f"Internal error: {exc.__class__.__name__}: {exc}. "
-                    f"Run again with {DEBUG_ENV}=1 for details, and report it."
-                ),
+                f"Internal error: {exc.__class__.__name__}: {exc}. "
+                f"Run again with {DEBUG_ENV}=1 for details, and report it.",
                 int(ExitCode.FAILED),
             ) from None
 
@@ -121,13 +126,13 @@ class HubGroup(click.Group):
 class StderrNotes(logging.Handler):
     """Warnings of the hub and its plugins (retry notes), one line each on stderr.
 
-    Written through click to the stderr of the moment, secrets masked; without it Python's
-    last-resort handler would print them unmasked.
+    Written through click to the stderr of the moment; without it Python's last-resort handler
+    would print them. Their secrets are masked as each record is made (the redacting filter).
     """
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            click.echo(redact(self.format(record)), err=True)
+            click.echo(self.format(record), err=True)  # masked as the record was made
         except Exception:
             self.handleError(record)
 
@@ -171,7 +176,9 @@ def _hub(ctx: click.Context) -> Hub:
         db = Database(obj.get("url"))
         if db.created:
             _note(f"Created the hub database at {db.location}.")
-        hub = obj["hub"] = Hub(db=db, registry=obj["registry"], progress=_progress)
+        hub = obj["hub"] = Hub(
+            db=db, registry=obj["registry"], progress=_progress, redactor=redaction.current()
+        )
         root.call_on_close(lambda: _announce_new_key(hub))
     return obj["hub"]
 
@@ -186,8 +193,18 @@ def _announce_new_key(hub: Hub) -> None:
         )
 
 
+# The CLI's output boundary: everything it writes goes through these two, masked with the
+# invocation's redactor (log records are masked as they are made).
+
+
+def _out(text: str, *, err: bool = False) -> None:
+    """Write text (a line, a note, an error) with every secret masked."""
+    click.echo(redaction.current().text(text), err=err)
+
+
 def _dump(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    """Write one JSON document with every secret masked."""
+    click.echo(json.dumps(redaction.current().data(data), indent=2, default=str))
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
         ctx.meta[_PRINTED] = True
@@ -206,7 +223,7 @@ def _table(
             cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
             for i, cell in enumerate(row)
         ]
-        click.echo("  ".join(padded).rstrip())
+        _out("  ".join(padded).rstrip())
 
 
 def _counts_text(counts: dict[str, Any]) -> str:
@@ -214,7 +231,7 @@ def _counts_text(counts: dict[str, Any]) -> str:
 
 
 def _note(text: str) -> None:
-    click.echo(text, err=True)
+    _out(text, err=True)
 
 
 def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
@@ -244,13 +261,13 @@ def _finish(result: OperationResult, as_json: bool, summary: str | None = None) 
         if shown:
             _table(["OUTCOME", "REF", "MESSAGE"], ([r.outcome, r.ref, r.message] for r in shown))
         if len(shown) < len(result.records):
-            click.echo(f"({len(result.records) - len(shown)} ok records not shown.)")
+            _out(f"({len(result.records) - len(shown)} ok records not shown.)")
         run = f"run {result.run_id}: " if result.run_id else ""
-        click.echo(
+        _out(
             f"{summary or result.operation} — {run}{result.status} ({_counts_text(result.counts)})"
         )
         if result.message:
-            click.echo(result.message)
+            _out(result.message)
     if result.exit_code:
         raise click.exceptions.Exit(int(result.exit_code))
 
@@ -345,8 +362,8 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
     for plugin in data:
         where = " ".join(str(v) for v in (plugin["distribution"], plugin["version"]) if v)
         channel = f", channel {plugin['channel']}" if plugin["channel"] else ""
-        click.echo(f"{plugin['name']} ({where or 'no distribution'}{channel})")
-        click.echo(f"  hooks: {', '.join(plugin['hooks']) or 'none'}")
+        _out(f"{plugin['name']} ({where or 'no distribution'}{channel})")
+        _out(f"  hooks: {', '.join(plugin['hooks']) or 'none'}")
 
 
 # --- connections ------------------------------------------------------------------------
@@ -358,13 +375,13 @@ def connections_group() -> None:
 
 
 def _show_connection(data: dict[str, Any]) -> None:
-    click.echo(f"{data['name']} ({data['channel']}), health: {data['health']}")
+    _out(f"{data['name']} ({data['channel']}), health: {data['health']}")
     if data.get("health_message"):
-        click.echo(f"  {data['health_message']}")
+        _out(f"  {data['health_message']}")
     for key, value in data["config"].items():
-        click.echo(f"  {key} = {value}")
+        _out(f"  {key} = {value}")
     for key, value in data["settings"].items():
-        click.echo(f"  {key} = {value}  (setting)")
+        _out(f"  {key} = {value}  (setting)")
 
 
 @connections_group.command("add")
@@ -381,7 +398,7 @@ def connections_add(
     if as_json:
         _dump(data)
     else:
-        click.echo(
+        _out(
             f"Added connection {name!r} ({channel}). Check it with 'hub connections test {name}'."
         )
 
@@ -399,7 +416,7 @@ def connections_configure(
     if as_json:
         _dump(data)
     else:
-        click.echo(f"Updated connection {name!r}.")
+        _out(f"Updated connection {name!r}.")
 
 
 @connections_group.command("list")
@@ -412,7 +429,7 @@ def connections_list(ctx: click.Context, as_json: bool) -> None:
         _dump(data)
         return
     if not data:
-        click.echo("No connections. Add one with 'hub connections add NAME --channel CHANNEL'.")
+        _out("No connections. Add one with 'hub connections add NAME --channel CHANNEL'.")
         return
     _table(
         ["NAME", "CHANNEL", "HEALTH", "NOTE"],
@@ -453,12 +470,12 @@ def connections_test(ctx: click.Context, name: str, as_json: bool) -> None:
     else:
         for check in data["checks"]:
             mark = "ok  " if check["ok"] else "FAIL"
-            click.echo(
+            _out(
                 f"{mark} {check['name']}" + (f": {check['message']}" if check["message"] else "")
             )
-        click.echo(f"Connection {name!r} " + ("works." if data["ok"] else "does not work."))
+        _out(f"Connection {name!r} " + ("works." if data["ok"] else "does not work."))
         if data.get("reauth"):
-            click.echo(data["reauth"])
+            _out(data["reauth"])
     if not data["ok"]:
         raise click.exceptions.Exit(int(ExitCode.FAILED))
 
@@ -473,7 +490,7 @@ def connections_remove(ctx: click.Context, name: str, as_json: bool) -> None:
     if as_json:
         _dump({"removed": name})
     else:
-        click.echo(f"Removed connection {name!r}.")
+        _out(f"Removed connection {name!r}.")
 
 
 # --- catalog --------------------------------------------------------------------------------
@@ -513,7 +530,7 @@ def catalog_set(
     if as_json:
         _dump(data)
     else:
-        click.echo(f"{data['sku']}: quantity {data['quantity']}, price {data['price']}")
+        _out(f"{data['sku']}: quantity {data['quantity']}, price {data['price']}")
 
 
 @catalog_group.command("list")
@@ -526,7 +543,7 @@ def catalog_list(ctx: click.Context, as_json: bool) -> None:
         _dump(data)
         return
     if not data:
-        click.echo("The catalog is empty. Import products with 'hub catalog import FILE'.")
+        _out("The catalog is empty. Import products with 'hub catalog import FILE'.")
         return
     _table(
         ["SKU", "QUANTITY", "PRICE", "TITLE"],
@@ -614,7 +631,7 @@ def listings_list(ctx: click.Context, name: str, status: str | None, as_json: bo
         _dump(data)
         return
     if not data:
-        click.echo(f"No listings{' with status ' + status if status else ''} for {name!r}.")
+        _out(f"No listings{' with status ' + status if status else ''} for {name!r}.")
         return
     _table(
         ["SKU", "STATUS", "CHANNEL_PRODUCT_ID", "MESSAGE"],
@@ -666,9 +683,9 @@ def mappings_add(
     if as_json:
         _dump(data)
         return
-    click.echo(f"Mapped {channel_text!r} to {policy!r}.")
+    _out(f"Mapped {channel_text!r} to {policy!r}.")
     if data["released_orders"]:
-        click.echo(
+        _out(
             f"Released {len(data['released_orders'])} held order(s): "
             + ", ".join(data["released_orders"])
         )
@@ -685,7 +702,7 @@ def mappings_list(ctx: click.Context, name: str, as_json: bool) -> None:
         _dump(data)
         return
     if not data:
-        click.echo(
+        _out(
             f"No shipping mappings for {name!r}. Add one with 'hub shipping-mappings add {name} "
             "--channel-text TEXT --policy POLICY'."
         )
@@ -701,7 +718,7 @@ def mappings_list(ctx: click.Context, name: str, as_json: bool) -> None:
 def mappings_remove(ctx: click.Context, name: str, channel_text: str, as_json: bool) -> None:
     """Remove a mapping."""
     shipping_service.remove_mapping(_hub(ctx), name, channel_text)
-    _dump({"removed": channel_text}) if as_json else click.echo(f"Removed {channel_text!r}.")
+    _dump({"removed": channel_text}) if as_json else _out(f"Removed {channel_text!r}.")
 
 
 # --- orders ---------------------------------------------------------------------------------
@@ -740,7 +757,7 @@ def orders_list(
         _dump(data)
         return
     if not data:
-        click.echo("No orders. Import them with 'hub orders get NAME'.")
+        _out("No orders. Import them with 'hub orders get NAME'.")
         return
     _table(
         ["CONNECTION", "ORDER", "STATUS", "LINES", "HOLD_REASON"],
@@ -762,14 +779,14 @@ def orders_show(ctx: click.Context, name: str, channel_order_id: str, as_json: b
     if as_json:
         _dump(data)
         return
-    click.echo(f"Order {data['channel_order_id']} on {data['connection']}: {data['status']}")
+    _out(f"Order {data['channel_order_id']} on {data['connection']}: {data['status']}")
     if data["hold_reason"]:
-        click.echo(f"  held: {data['hold_reason']}")
-    click.echo(f"  shipping: {data['shipping_text']!r} -> {data['shipping_policy'] or '-'}")
+        _out(f"  held: {data['hold_reason']}")
+    _out(f"  shipping: {data['shipping_text']!r} -> {data['shipping_policy'] or '-'}")
     for line in data["lines"]:
-        click.echo(f"  {line['sku']}: {line['shipped_quantity']}/{line['quantity']} shipped")
+        _out(f"  {line['sku']}: {line['shipped_quantity']}/{line['quantity']} shipped")
     for shipment in data["shipments"]:
-        click.echo(
+        _out(
             f"  {shipment['shipment_id']}: {shipment['carrier']} {shipment['class']} "
             f"{shipment['tracking']} ({shipment['sync_status']})"
             + (f" {shipment['sync_error']}" if shipment["sync_error"] else "")
@@ -794,11 +811,11 @@ def orders_explain(ctx: click.Context, name: str, channel_order_id: str, as_json
         if data["would_import"]
         else "would NOT be imported"
     )
-    click.echo(f"Order {data['channel_order_id']} {verdict}:")
+    _out(f"Order {data['channel_order_id']} {verdict}:")
     for reason in data["reasons"]:
-        click.echo(f"  - {reason}")
+        _out(f"  - {reason}")
     for note in data.get("notes", []):
-        click.echo(f"  note: {note}")
+        _out(f"  note: {note}")
 
 
 def _items(values: tuple[str, ...]) -> dict[str, int]:
@@ -851,7 +868,7 @@ def orders_ship(
     if as_json:
         _dump(data)
     else:
-        click.echo(
+        _out(
             f"Recorded {data['shipment_id']} for order {channel_order_id} "
             f"({data['order_status']}); send it with 'hub orders sync {name}'."
         )
@@ -912,7 +929,7 @@ def shipments_list(ctx: click.Context, name: str, status: str | None, as_json: b
     if not data:
         _note(f"No shipments{f' with status {status}' if status else ''} on {name!r}.")
     for shipment in data:
-        click.echo(_shipment_line(shipment))
+        _out(_shipment_line(shipment))
 
 
 @shipments_group.command("edit")
@@ -950,8 +967,8 @@ def shipments_edit(
     if as_json:
         _dump(data)
     else:
-        click.echo(_shipment_line(data))
-        click.echo(f"Corrected {data['shipment_id']}; send it with 'hub orders sync {name}'.")
+        _out(_shipment_line(data))
+        _out(f"Corrected {data['shipment_id']}; send it with 'hub orders sync {name}'.")
 
 
 @shipments_group.command("cancel")
@@ -965,7 +982,7 @@ def shipments_cancel(ctx: click.Context, name: str, shipment_id: str, as_json: b
     if as_json:
         _dump(data)
     else:
-        click.echo(
+        _out(
             f"Cancelled {data['shipment_id']}; order {data['channel_order_id']} is "
             f"{data['order_status']} and its quantities can be shipped again."
         )
@@ -1011,10 +1028,10 @@ def _print_run(data: dict[str, Any]) -> None:
         ),
         right={1},
     )
-    click.echo(f"{data['connection']}: {data['status']}.")
+    _out(f"{data['connection']}: {data['status']}.")
     attention = [s for s in data["operations"] if s.get("run_id") and s["status"] != "ok"]
     if attention:
-        click.echo(f"Details: 'hub runs show {attention[0]['run_id']}'.")
+        _out(f"Details: 'hub runs show {attention[0]['run_id']}'.")
 
 
 @cli.group("runs")
@@ -1033,7 +1050,7 @@ def runs_list(ctx: click.Context, connection: str | None, as_json: bool) -> None
         _dump(data)
         return
     if not data:
-        click.echo("No runs yet.")
+        _out("No runs yet.")
         return
     _table(
         ["RUN", "STARTED", "CONNECTION", "OPERATION", "STATUS", "COUNTS"],
@@ -1080,17 +1097,17 @@ def _run_report(data: dict[str, Any]) -> None:
     ]
     if data["message"]:
         facts.append(("message", data["message"]))
-    click.echo(f"Run {data['run_id']}: {data['operation']}")
+    _out(f"Run {data['run_id']}: {data['operation']}")
     for label, value in facts:
-        click.echo(f"  {label:<10}  {value}")
+        _out(f"  {label:<10}  {value}")
     records = data["records"]
     if not records:
-        click.echo("No records.")
+        _out("No records.")
         return
     # Failures first: they are what a reader of the report has to act on.
     order = {"failed": 0, "skipped": 1}
     records = sorted(records, key=lambda r: order.get(r["outcome"], 2))
-    click.echo(f"\nRecords ({len(records)}, failed first):")
+    _out(f"\nRecords ({len(records)}, failed first):")
     _table(
         ["OUTCOME", "REF", "MESSAGE"],
         ([r["outcome"], r["ref"], r["message"]] for r in records),
@@ -1116,28 +1133,28 @@ def secrets_status(ctx: click.Context, as_json: bool) -> None:
         return
     key = data["key"]
     if key["source"] == "none":
-        click.echo(f"key:       none yet. {key['note']}")
+        _out(f"key:       none yet. {key['note']}")
     else:
         where = "environment variable" if key["source"] == "environment" else "key file"
         extra = f" ({key['keys']} keys; the first encrypts)" if key["keys"] > 1 else ""
-        click.echo(f"key:       {where} {key['location']}{extra}")
-    click.echo(
+        _out(f"key:       {where} {key['location']}{extra}")
+    _out(
         f"secrets:   {data['connections_encrypted']} of {data['connections']} connection(s) "
         "encrypted (Fernet)"
     )
     if data["connections_not_decryptable"]:
         names = ", ".join(data["connections_not_decryptable"])
-        click.echo(
+        _out(
             f"NOT READABLE: {names}: the key is missing or not the one they were encrypted with "
             f"(looked in {key['looked_in']})"
         )
     if data["connections_with_plain_secrets"]:
         names = ", ".join(data["connections_with_plain_secrets"])
-        click.echo(f"plain:     {names}: encrypt with 'hub secrets rotate-key'")
+        _out(f"plain:     {names}: encrypt with 'hub secrets rotate-key'")
     for label, info in (("key file", key["file"]), ("database", data["database_file"])):
         if info:
             note = "private" if info["private"] else f"readable by others: chmod 600 {info['path']}"
-            click.echo(f"{label + ':':10} {info['path']} (mode {info['mode']}, {note})")
+            _out(f"{label + ':':10} {info['path']} (mode {info['mode']}, {note})")
 
 
 @secrets_group.command("rotate-key")
@@ -1154,7 +1171,7 @@ def secrets_rotate_key(ctx: click.Context, keep_old: bool, as_json: bool) -> Non
     if as_json:
         _dump(data)
         return
-    click.echo(
+    _out(
         f"Re-encrypted the secrets of {data['connections_reencrypted']} connection(s) "
         f"with the key from {data['key']['location']}. {data['note']}"
     )
@@ -1266,7 +1283,7 @@ def dispatch_command(
             _dump({"enqueued": tasks})
         else:
             for task in tasks:
-                click.echo(
+                _out(
                     f"enqueued {task['operation']:16} {task['connection']}  {task['task_id']}"
                 )
         return
@@ -1277,7 +1294,7 @@ def dispatch_command(
     else:
         for data, _ in documents:
             if not name:
-                click.echo(f"{data['connection']}: {data['status']}")
+                _out(f"{data['connection']}: {data['status']}")
             _print_run(data)
     if code:
         raise click.exceptions.Exit(int(code))
@@ -1314,7 +1331,7 @@ def main() -> None:
         registry = Registry.load()
     except HubError as exc:  # a broken plugin: say which, before click starts
         if "--json" in sys.argv[1:]:
-            _dump({"error": {"code": int(exc.exit_code), "message": redact(exc.message)}})
-        click.echo(f"Error: {exc.message}", err=True)
+            _dump({"error": {"code": int(exc.exit_code), "message": exc.message}})
+        _out(f"Error: {exc.message}", err=True)
         sys.exit(int(exc.exit_code))
     cli.main(prog_name="hub", obj={"registry": registry})

@@ -1,14 +1,14 @@
 """One exception tree for the hub.
 
 Every error carries two texts: ``message`` is for the user (what is wrong and how to fix it)
-and ``detail`` is for logs and run records (what happened inside, never a secret). The CLI
-turns each class into the exit code of the contract (design §5) without a stack trace.
+and ``detail`` is for logs and run records (what happened inside). Secrets are masked at the
+output boundaries by :mod:`hub_core.redaction`. The CLI turns each class into the exit code of
+the contract (design §5) without a stack trace.
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -106,42 +106,3 @@ class RunInProgress(HubError):
 
 class RecordFailed(HubError):
     """One record failed; the operation goes on with the others (counted, exit 4)."""
-
-
-# Values that look like credentials, in key=value, JSON, header or query form.
-_SECRET_PATTERNS = [
-    re.compile(
-        r"(?i)((?:access|refresh)_?token|shared_?secret|client_secret|password|secret)"
-        r"([\"']?\s*[:=]\s*[\"']?)([^\"'&\s,}]+)"
-    ),
-    re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic)\s+)([^\"'\s,}]+)"),
-]
-
-
-def scrub(exc: BaseException, secrets: Iterable[str]) -> None:
-    """Mask ``secrets`` in an exception's messages, in place, before anything prints them."""
-    secrets = list(secrets)
-    if isinstance(exc, HubError):
-        exc.message = redact(exc.message, secrets)
-        exc.detail = redact(exc.detail, secrets)
-    exc.args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in exc.args)
-
-
-#: Values that are placeholders in the hub's own instructions, never credentials.
-_PLACEHOLDERS = {"...", "***", "…", "VALUE"}
-
-
-def _mask_value(match: re.Match[str]) -> str:
-    if match.group(3) in _PLACEHOLDERS:
-        return match.group(0)
-    return match.group(1) + match.group(2) + "***"
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Return ``text`` with every known secret value and every credential-looking value masked."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    text = _SECRET_PATTERNS[0].sub(_mask_value, text)
-    text = _SECRET_PATTERNS[1].sub(lambda m: m.group(1) + "***", text)
-    return text

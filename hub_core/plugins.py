@@ -24,7 +24,7 @@ import click
 import pluggy
 from marshmallow import Schema
 
-from hub_core import hookspecs
+from hub_core import hookspecs, redaction
 from hub_core.channel import (
     NOT_SUPPORTED,
     OPERATIONS,
@@ -34,7 +34,7 @@ from hub_core.channel import (
     SUPPORTED,
     ChannelDescription,
 )
-from hub_core.errors import InvalidInput, NeedsReauth, NotSupported, PluginError, scrub
+from hub_core.errors import InvalidInput, NeedsReauth, NotSupported, PluginError
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 DISABLE_ENV = "HUB_DISABLE_PLUGINS"
@@ -200,6 +200,8 @@ class Channel:
     connection_schema: type[Schema]
     settings_schema: type[Schema]
     reauth_advice: str = DEFAULT_REAUTH_ADVICE
+    #: Environment variables whose values are secrets of every connection of the channel.
+    secret_env: tuple[str, ...] = ()
 
     def supports(self, operation: str) -> bool:
         """Whether the channel supports ``operation`` (an OPERATION_HOOKS key)."""
@@ -324,6 +326,7 @@ def _channel(plugin_name: str, plugin: object, description: Any) -> Channel:
         connection_schema=d.connection_schema,
         settings_schema=d.settings_schema,
         reauth_advice=d.reauth_advice or DEFAULT_REAUTH_ADVICE,
+        secret_env=tuple(d.secret_env),
     )
 
 
@@ -439,18 +442,21 @@ class Registry:
         others = [p for p in self._channel_plugins if p is not channel.plugin]
         caller = self.pm.subset_hook_caller(OPERATION_HOOKS[operation], remove_plugins=others)
         connection = kwargs.get("connection")
+        # The plugin's boundary: its log records are masked with the connection's secrets, and
+        # so is any error on its way out, whoever catches it (the CLI, a worker's retry).
+        redactor = connection.redactor if connection is not None else redaction.current()
         consuming = _CONSUMER.set(consume)
         try:
-            result = caller(**kwargs)
+            with redactor.active():
+                result = caller(**kwargs)
         except NeedsReauth as exc:
             if connection is not None:
                 exc.message = channel.reauth_message(connection.name, exc.message)
                 exc.args = (exc.message,)
-                scrub(exc, connection.secrets)
+            redactor.exception(exc)
             raise
         except Exception as exc:
-            if connection is not None:
-                scrub(exc, connection.secrets)
+            redactor.exception(exc)
             raise
         finally:
             _CONSUMER.reset(consuming)

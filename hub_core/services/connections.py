@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from hub_core.channel import ChannelConnection, Progress
 from hub_core.crypto import is_encrypted, plain_secrets
-from hub_core.errors import InvalidInput, NotFound, redact
+from hub_core.errors import InvalidInput, NotFound
 from hub_core.models import Connection
 from hub_core.plugins import Channel
 from hub_core.services.context import HEALTH_NEEDS_REAUTH, Hub, RunContext
@@ -271,7 +271,7 @@ def open_run(
             stored.config = hub.db.secrets.seal({**stored.config, **changed}, secrets)
 
     def set_health(state: str, message: str) -> None:
-        clean = redact(message, view.secrets)
+        clean = view.redactor.text(message)  # stored: masked
         with hub.db.session() as s:
             stored = s.get(Connection, row.id)
             assert stored is not None
@@ -287,10 +287,13 @@ def open_run(
         settings={},
         health=row.health,
         secret_keys=secrets,
+        secret_env=channel.secret_env,
         progress=progress or hub.progress(name),
         on_save_config=save_config,
         on_health=set_health,
     )
+    # What the hub prints or stores is masked with it (one source per connection name).
+    hub.redactor.include(view.redactor, key=("connection", row.name))
     context = RunContext(
         hub=hub,
         row=row,
@@ -336,12 +339,11 @@ def check_connection(hub: Hub, name: str) -> dict[str, Any]:
         "connection": view.name,
         "ok": ok,
         "checks": [
-            {"name": c.name, "ok": c.ok, "message": redact(c.message, view.secrets)} for c in checks
+            {"name": c.name, "ok": c.ok, "message": c.message} for c in checks
         ],
     }
     if view.health == HEALTH_NEEDS_REAUTH:
-        advice = context.channel.reauth_message(view.name, context.row.health_message)
-        result["reauth"] = redact(advice, view.secrets)
+        result["reauth"] = context.channel.reauth_message(view.name, context.row.health_message)
     return result
 
 

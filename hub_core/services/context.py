@@ -11,6 +11,7 @@ from hub_core.channel import ChannelConnection, NullProgress, Outcome, Progress
 from hub_core.db import Database
 from hub_core.errors import ExitCode, NeedsReauth
 from hub_core.plugins import Channel, Registry
+from hub_core.redaction import Redactor
 
 if TYPE_CHECKING:
     from hub_core.models import Connection
@@ -24,13 +25,15 @@ class Hub:
 
     ``progress`` makes a progress reporter for a label (the CLI draws bars on stderr).
     ``trigger`` is what starts this hub's runs (``cli``, ``dispatch``, ``schedule``); every run
-    records it.
+    records it. ``redactor`` knows the secrets of every connection this hub opened: the run
+    recorder and the CLI mask what they store and print with it.
     """
 
     db: Database
     registry: Registry
     progress: Callable[[str], Progress] = lambda label: NullProgress()
     trigger: str = "cli"
+    redactor: Redactor = dataclasses.field(default_factory=Redactor)
 
     @classmethod
     def open(cls, url: str | None = None, **registry_kwargs: Any) -> Hub:
@@ -44,8 +47,8 @@ class RunContext:
 
     It holds the connection's stored row (detached: read, never written), its channel, and the
     plugin's view of it (``connection``: validated values, settings with the schema's
-    defaults, secrets). The service reads from it, the run recorder takes the run's
-    connection and secrets from it, and every hook call of the run gets the same
+    defaults, secrets and their redactor). The service reads from it, the run recorder takes
+    the run's connection from it, and every hook call of the run gets the same
     ``connection``, where the plugin keeps its per-run resources; they are closed with
     :meth:`close` when the run ends (the recorder does it). ``hub run`` shares one context
     between its steps: each step is a run of its own, with its own resources.
@@ -65,11 +68,6 @@ class RunContext:
     def name(self) -> str:
         """The connection's name."""
         return self.connection.name
-
-    @property
-    def secrets(self) -> list[str]:
-        """The connection's secret values now (a refreshed token included), for redaction."""
-        return self.connection.secrets
 
     @property
     def settings(self) -> Mapping[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 
 from hub_core.channel import Outcome
-from hub_core.errors import HubError, InvalidInput, NotFound, NotSupported, redact, scrub
+from hub_core.errors import HubError, InvalidInput, NotFound, NotSupported
 from hub_core.models import Connection, Run, RunRecord, utcnow
 from hub_core.services import leases
 from hub_core.services.context import Hub, OperationResult, RecordResult, RunContext
@@ -23,12 +23,14 @@ class RunRecorder:
 
     The run row is committed when the operation starts (so a crash leaves a ``running`` row
     behind as evidence) and finished with counts and records when it ends. An error is
-    stored with its user message, secrets removed, and re-raised; input refused before any
-    record (exit 2 or 3) removes the run, since nothing changed.
+    stored with its user message and re-raised; input refused before any record (exit 2 or 3)
+    removes the run, since nothing changed. What it keeps — records, the run's message, the
+    error, and the channel messages a service stores with :meth:`clean` — is masked with the
+    hub's redactor, which knows the secrets of every connection the hub opened.
 
     A run of a channel operation is recorded for its :class:`RunContext` (``context``): the
-    connection and its secrets come from there, and the context's resources (the plugin's
-    HTTP client) are closed when the run ends.
+    connection comes from there, and the context's resources (the plugin's HTTP client) are
+    closed when the run ends.
     """
 
     def __init__(
@@ -36,18 +38,18 @@ class RunRecorder:
         hub: Hub,
         operation: str,
         connection: Connection | None = None,
-        secrets: list[str] | None = None,
         *,
         context: RunContext | None = None,
     ) -> None:
         self.hub = hub
         self.operation = operation
         self.context = context
+        self.redactor = hub.redactor
         if context is not None:
-            connection, secrets = context.row, context.secrets
+            connection = context.row
+            self.redactor.include(context.connection.redactor, key=("connection", context.name))
         self.connection_id = connection.id if connection else None
         self.connection_name = connection.name if connection else None
-        self._secrets = secrets or []
         self.records: list[RecordResult] = []
         self.counts: Counter[str] = Counter()
         self.run_id: int | None = None
@@ -83,25 +85,17 @@ class RunRecorder:
             ).start()
         return self
 
-    @property
-    def secrets(self) -> list[str]:
-        """The secrets to mask: those of the run's start and, with a context, its current
-        ones (a token refreshed during the run)."""
-        if self.context is None:
-            return self._secrets
-        return list(dict.fromkeys([*self._secrets, *self.context.secrets]))
-
     def record(self, ref: str, outcome: Outcome | str, message: str = "") -> None:
         """Add the outcome of one record."""
         outcome = Outcome(outcome)
         self.records.append(
-            RecordResult(ref=ref, outcome=outcome.value, message=redact(message, self.secrets))
+            RecordResult(ref=ref, outcome=outcome.value, message=self.clean(message))
         )
         self.counts[outcome.value] += 1
 
     def clean(self, message: str) -> str:
         """``message`` (a channel's, to be stored) with the connection's secrets masked."""
-        return redact(message, self.secrets)
+        return self.redactor.text(message)
 
     def count(self, key: str, amount: int = 1) -> None:
         """Add to an operation-specific count."""
@@ -131,11 +125,10 @@ class RunRecorder:
             self.run_id = None
             return
         if exc is not None:
-            scrub(exc, self.secrets)  # the CLI prints it next
+            self.redactor.exception(exc)  # stored here, printed next
             self.status = "failed"
-            self.message = redact(
-                exc.message if isinstance(exc, HubError) else f"{exc_type.__name__}: {exc}",
-                self.secrets,
+            self.message = (
+                exc.message if isinstance(exc, HubError) else f"{exc_type.__name__}: {exc}"
             )
         else:
             failed = self.counts.get(Outcome.FAILED.value, 0)

@@ -37,6 +37,7 @@ from hub_core.errors import (
     RequirementNotMet,
     RunInProgress,
 )
+from hub_core.redaction import Redactor
 from hub_core.services.context import Hub
 from hub_core.services.operations import STEPS
 
@@ -128,11 +129,13 @@ def run_operation(
         lag = (datetime.now(UTC) - datetime.fromisoformat(due)).total_seconds()
         log.info("hub schedule-lag connection=%s operation=%s lag=%.3f", connection, operation, lag)
     try:
-        # Each task its own view of the hub: the trigger is per run, the pools are shared.
-        hub = dataclasses.replace(worker_hub(), trigger=trigger)
+        # Each task its own view of the hub: the trigger is per run, the pools are shared,
+        # and its own redactor: it knows this task's connection, not every earlier one.
+        hub = dataclasses.replace(worker_hub(), trigger=trigger, redactor=Redactor())
         # The run's lease (hub_core.services.leases) keeps one run per (connection, operation)
         # across workers and CLI processes: a second one raises RunInProgress.
-        result = OPERATIONS[operation](hub, connection)
+        with hub.redactor.active():  # the task's log records: masked with its secrets
+            result = OPERATIONS[operation](hub, connection)
         step = result.to_json()
     except RunInProgress as exc:
         try:

@@ -50,7 +50,7 @@ def _check_token(client: ChannelAdvisorClient, connection: ChannelConnection) ->
         return ConnectionCheck("token", False, exc.message)
     except HubError as exc:
         return ConnectionCheck(
-            "token", False, client.redact(f"Could not get an access token: {exc.message}")
+            "token", False, f"Could not get an access token: {exc.message}"
         )
     expires = client.auth.store.expires_at
     until = (
@@ -67,7 +67,7 @@ def _check_profile(client: ChannelAdvisorClient) -> ConnectionCheck:
     try:
         profiles = client.profiles()
     except (AuthError, ChannelError) as exc:
-        return ConnectionCheck("profile", False, client.redact(f"Could not list profiles: {exc}"))
+        return ConnectionCheck("profile", False, f"Could not list profiles: {exc}")
     ids = {_int(p.get("ID")): p for p in profiles}
     pid = client.profile_id
     if pid in ids:
@@ -96,7 +96,7 @@ def _check_distribution_center(client: ChannelAdvisorClient) -> ConnectionCheck:
         return ConnectionCheck(
             "distribution_center",
             False,
-            client.redact(f"Could not list distribution centers: {exc}"),
+            f"Could not list distribution centers: {exc}",
         )
     wanted = int(client.settings["distribution_center_id"])
     usable = [c for c in centers if not c.get("IsDeleted") and not is_externally_managed(c)]

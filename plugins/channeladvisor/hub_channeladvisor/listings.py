@@ -310,7 +310,7 @@ def sync_listings(
             )
             continue
         if failed:
-            text = "; ".join(f"{r.part.key[1]}: {client.redact(r.message)}" for r in failed)
+            text = "; ".join(f"{r.part.key[1]}: {r.message}" for r in failed)
             outcomes[index] = ListingOutcome(update.sku, Outcome.FAILED, text)
         else:
             sent = ", ".join(f"{r.part.key[1]} {r.part.key[2]}" for r in results)

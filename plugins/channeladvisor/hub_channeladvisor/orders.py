@@ -352,11 +352,11 @@ def _export(client: ChannelAdvisorClient, order_id: str) -> RecordOutcome:
     except AuthError:
         raise
     except ChannelError as exc:
-        return RecordOutcome(order_id, Outcome.FAILED, client.redact(exc.message))
+        return RecordOutcome(order_id, Outcome.FAILED, exc.message)
     if result.ok:
         return RecordOutcome(order_id, Outcome.OK, "Marked exported in ChannelAdvisor.")
     if result.status == 404:
         return RecordOutcome(
             order_id, Outcome.FAILED, f"ChannelAdvisor has no order {order_id} any more."
         )
-    return RecordOutcome(order_id, Outcome.FAILED, client.redact(result.message))
+    return RecordOutcome(order_id, Outcome.FAILED, result.message)

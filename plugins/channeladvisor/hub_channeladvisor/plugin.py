@@ -5,27 +5,19 @@ and limiter included), built at its first hook call and kept on the connection
 (:meth:`~hub_core.channel.ChannelConnection.keep`); the core closes it when the run ends. Each
 hook call checks it is usable — it stops at once, sending nothing, when the connection is
 marked ``needs_reauth`` — and stores what the call's worker threads changed (refreshed tokens)
-on the connection when it ends. On the way out, every error and every record message is
-passed through :func:`hub_core.errors.redact` with the connection's secrets once more,
-whatever the inner layers already did.
+on the connection when it ends. Nothing here masks secrets: the core does, at its boundaries,
+with the connection's redactor (it knows the schema's secret fields, the shared secret's
+environment variable declared below, and the tokens the client refreshes).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import os
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TypeVar
 
 from hub_channeladvisor import checks, explain, listings, orders
 from hub_channeladvisor.client.api import ChannelAdvisorClient
-from hub_channeladvisor.schemas import (
-    SECRET_FIELDS,
-    SHARED_SECRET_ENV,
-    ConnectionSchema,
-    SettingsSchema,
-)
+from hub_channeladvisor.schemas import SHARED_SECRET_ENV, ConnectionSchema, SettingsSchema
 from hub_channeladvisor.shipments import sync_shipments
 from hub_core import hookimpl
 from hub_core.channel import (
@@ -41,43 +33,11 @@ from hub_core.channel import (
     RecordOutcome,
     ShipmentToSend,
 )
-from hub_core.errors import HubError, redact
 
 CHANNEL = "channeladvisor"
 TITLE = "ChannelAdvisor"
 #: The key of the run's client on the connection (``ChannelConnection.keep``).
 CLIENT = "hub_channeladvisor.client"
-
-T = TypeVar("T")
-
-
-def _secrets(connection: ChannelConnection) -> list[str]:
-    values = list(connection.secrets)
-    values += [str(connection.config[k]) for k in SECRET_FIELDS if connection.config.get(k)]
-    if os.environ.get(SHARED_SECRET_ENV):
-        values.append(os.environ[SHARED_SECRET_ENV])
-    return values
-
-
-@contextlib.contextmanager
-def _scrubbed(connection: ChannelConnection) -> Iterator[None]:
-    """Re-raise any hub error with its texts redacted."""
-    try:
-        yield
-    except HubError as exc:
-        secrets = _secrets(connection)
-        exc.message = redact(exc.message, secrets)
-        exc.detail = redact(exc.detail, secrets)
-        exc.args = (exc.message,)
-        raise
-
-
-def _scrub(connection: ChannelConnection, results: list[T]) -> list[T]:
-    secrets = _secrets(connection)
-    return [
-        dataclasses.replace(r, message=redact(r.message, secrets))  # type: ignore[type-var]
-        for r in results
-    ]
 
 
 def _run_client(connection: ChannelConnection) -> ChannelAdvisorClient:
@@ -113,14 +73,14 @@ def hub_channel() -> ChannelDescription:
             "Request new tokens in the ChannelAdvisor developer console and run 'hub connections "
             "configure {name} --set refresh_token=... --set access_token=...'."
         ),
+        secret_env=(SHARED_SECRET_ENV,),
     )
 
 
 @hookimpl
 def hub_test_connection(connection: ChannelConnection) -> list[ConnectionCheck]:
     """Token refresh, profile visibility, distribution center (see :mod:`.checks`)."""
-    with _scrubbed(connection):
-        return _scrub(connection, checks.run_checks(connection))
+    return checks.run_checks(connection)
 
 
 @hookimpl
@@ -128,8 +88,8 @@ def hub_link_listings(
     connection: ChannelConnection, items: Sequence[CatalogItem]
 ) -> list[LinkResult]:
     """Match each SKU to an existing product (see :mod:`.listings`)."""
-    with _scrubbed(connection), _client(connection) as client:
-        return _scrub(connection, listings.link_listings(client, items))
+    with _client(connection) as client:
+        return listings.link_listings(client, items)
 
 
 @hookimpl
@@ -137,27 +97,22 @@ def hub_sync_listings(
     connection: ChannelConnection, updates: Sequence[ListingUpdate]
 ) -> list[ListingOutcome]:
     """Push quantity and price in batches (see :mod:`.listings`)."""
-    with _scrubbed(connection), _client(connection) as client:
-        return _scrub(connection, listings.sync_listings(client, updates))
+    with _client(connection) as client:
+        return listings.sync_listings(client, updates)
 
 
 @hookimpl
 def hub_get_orders(connection: ChannelConnection, days: int) -> Iterable[ChannelOrder]:
     """New orders, page by page (see :mod:`.orders`); nothing is exported here."""
     # Checked now, not on the first next(): a connection needing reauth fails at the call.
-    with _scrubbed(connection):
-        client = _run_client(connection)
-    return _orders(connection, client, days)
+    return _orders(_run_client(connection), days)
 
 
-def _orders(
-    connection: ChannelConnection, client: ChannelAdvisorClient, days: int
-) -> Iterator[ChannelOrder]:
-    with _scrubbed(connection):
-        try:
-            yield from orders.iter_orders(client, days)
-        finally:
-            client.flush()
+def _orders(client: ChannelAdvisorClient, days: int) -> Iterator[ChannelOrder]:
+    try:
+        yield from orders.iter_orders(client, days)
+    finally:
+        client.flush()
 
 
 @hookimpl
@@ -165,8 +120,8 @@ def hub_acknowledge_orders(
     connection: ChannelConnection, channel_order_ids: Sequence[str]
 ) -> list[RecordOutcome]:
     """``POST Orders(ID)/Export``, one call per order."""
-    with _scrubbed(connection), _client(connection) as client:
-        return _scrub(connection, orders.acknowledge_orders(client, channel_order_ids))
+    with _client(connection) as client:
+        return orders.acknowledge_orders(client, channel_order_ids)
 
 
 @hookimpl
@@ -174,16 +129,12 @@ def hub_sync_orders(
     connection: ChannelConnection, shipments: Sequence[ShipmentToSend]
 ) -> list[RecordOutcome]:
     """Ship each shipment once (see :mod:`.shipments`)."""
-    with _scrubbed(connection), _client(connection) as client:
-        return _scrub(connection, sync_shipments(client, shipments))
+    with _client(connection) as client:
+        return sync_shipments(client, shipments)
 
 
 @hookimpl
 def hub_explain_order(connection: ChannelConnection, ref: str, days: int) -> OrderLookup:
     """Why get orders would, or would not, return the order (see :mod:`.explain`)."""
-    with _scrubbed(connection), _client(connection) as client:
-        lookup = explain.explain_order(client, ref, days)
-    secrets = _secrets(connection)
-    lookup.reasons = [redact(reason, secrets) for reason in lookup.reasons]
-    lookup.notes = [redact(note, secrets) for note in lookup.notes]
-    return lookup
+    with _client(connection) as client:
+        return explain.explain_order(client, ref, days)

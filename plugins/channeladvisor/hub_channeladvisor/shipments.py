@@ -107,7 +107,7 @@ def _read_orders(
         except AuthError:
             raise
         except ChannelError as exc:
-            known[order_id] = _unreadable(client.redact(exc.message))
+            known[order_id] = _unreadable(exc.message)
         else:
             known[order_id] = (
                 order if order is not None else f"ChannelAdvisor has no order {order_id}."
@@ -121,7 +121,7 @@ def _read_orders(
         elif result.status == 404:
             known[order_id] = f"ChannelAdvisor has no order {order_id}."
         else:
-            known[order_id] = _unreadable(client.redact(result.message))
+            known[order_id] = _unreadable(result.message)
     return known
 
 
@@ -308,9 +308,9 @@ def _ship(
     except AuthError:
         raise
     except (RetriesExhausted, RateLimited, ShipOutcomeUnknown) as exc:
-        return RecordOutcome(ref, Outcome.FAILED, client.redact(exc.message)), True
+        return RecordOutcome(ref, Outcome.FAILED, exc.message), True
     except ChannelError as exc:
-        return RecordOutcome(ref, Outcome.FAILED, client.redact(exc.message)), False
+        return RecordOutcome(ref, Outcome.FAILED, exc.message), False
     if result.ok:
         message = (
             "ChannelAdvisor's answer was lost, but the order's fulfillments show the shipment."
@@ -324,10 +324,10 @@ def _ship(
             RecordOutcome(
                 ref,
                 Outcome.FAILED,
-                client.redact(f"ChannelAdvisor refused the shipment: {reason}"),
+                f"ChannelAdvisor refused the shipment: {reason}",
             ),
             False,
         )
     if result.status == 404:
         return RecordOutcome(ref, Outcome.FAILED, f"ChannelAdvisor has no order {order_id}."), False
-    return RecordOutcome(ref, Outcome.FAILED, client.redact(result.message)), False
+    return RecordOutcome(ref, Outcome.FAILED, result.message), False

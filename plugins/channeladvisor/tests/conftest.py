@@ -22,7 +22,7 @@ import pytest
 import requests_mock as rm
 
 from hub_channeladvisor.client import auth, limiter, outcomes
-from hub_channeladvisor.schemas import SettingsSchema
+from hub_channeladvisor.schemas import SHARED_SECRET_ENV, SettingsSchema
 from hub_core.channel import ChannelConnection
 
 BASE = "https://ca.test"
@@ -114,6 +114,7 @@ def conn() -> Iterator[Callable[..., ChannelConnection]]:
             settings=SettingsSchema().load(dict(settings or {})),
             health=health,
             secret_keys=("access_token", "refresh_token", "shared_secret"),
+            secret_env=(SHARED_SECRET_ENV,),  # as the core builds it (the channel declares it)
             progress=RecordingProgress(),
             on_save_config=recorder.saved.append,
             on_health=lambda h, m: recorder.health.append((h, m)),

@@ -23,7 +23,7 @@ from hub_channeladvisor_sandbox import (
     DEMO_SHARED_SECRET,
     Sandbox,
 )
-from hub_core.errors import redact
+from hub_core.redaction import Redactor
 
 DEMO_DB = "hub-demo.db"
 CONNECTION = "demo-shop"
@@ -106,7 +106,7 @@ class Story:
         from hub_core.cli import HubCommandError, cli
 
         # Even sandbox credentials are not echoed: the demo shows the habit it asks for.
-        shown = redact(" ".join(_quote(a) for a in args))
+        shown = Redactor().text(" ".join(_quote(a) for a in args))
         click.secho(f"$ hub {shown}", bold=True)
         try:
             code = cli.main(

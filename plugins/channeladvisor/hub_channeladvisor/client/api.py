@@ -30,9 +30,8 @@ from hub_channeladvisor.client.session import (
     new_session,
     odata_string,
 )
-from hub_channeladvisor.schemas import SECRET_FIELDS
 from hub_core.channel import ChannelConnection
-from hub_core.errors import ChannelError, redact
+from hub_core.errors import ChannelError
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +87,12 @@ class ChannelAdvisorClient:
             session=self.session,
             policy=self.policy,
             timeout=self.timeouts.default,
-            redact=self.redact,
             persist=self._persist,
             honour_health=check_health,
         )
+        # Tokens refreshed before the connection stores them are secrets too: the core masks
+        # what it prints and stores with the connection's redactor.
+        connection.redactor.follow(lambda: self.auth.secrets, key="channeladvisor tokens")
         self.auth.check_usable()
         self.limiter = limiter_for(
             self.base_url,
@@ -107,26 +108,11 @@ class ChannelAdvisorClient:
             limiter=self.limiter,
             policy=self.policy,
             timeouts=self.timeouts,
-            redact=self.redact,
         )
         self.batcher = Batcher(self.http, max_parts=max_batch_parts)
         self._external_centers: dict[int, str] | None = None
 
     # -- housekeeping --------------------------------------------------------------------
-
-    @property
-    def secrets(self) -> list[str]:
-        """Every secret value known for this connection."""
-        values = list(self.connection.secrets)
-        values += [
-            str(self.connection.config[k]) for k in SECRET_FIELDS if self.connection.config.get(k)
-        ]
-        values += self.auth.secrets if hasattr(self, "auth") else []
-        return values
-
-    def redact(self, text: str) -> str:
-        """``text`` without any secret of this connection."""
-        return redact(text, self.secrets)
 
     def _persist(self, change: Callable[[], None]) -> None:
         # The core's callbacks write to its database: run them on the thread that owns the
@@ -218,7 +204,7 @@ class ChannelAdvisorClient:
     ) -> list[dict[str, Any]] | str:
         """The product rows of one SKU lookup, or the error text of a failed or unreadable one."""
         if not ok:
-            return self.redact(result.message)
+            return result.message
         try:
             return product_rows(result.body, f"the lookup of SKU {sku!r}")
         except MalformedAnswer as exc:

@@ -147,7 +147,6 @@ class Authenticator(requests.auth.AuthBase):
         session: requests.Session,
         policy: BackoffPolicy,
         timeout: tuple[float, float],
-        redact: Callable[[str], str],
         persist: Callable[[Callable[[], None]], None] | None = None,
         clock: Callable[[], float] = time.time,
         honour_health: bool = True,
@@ -158,7 +157,6 @@ class Authenticator(requests.auth.AuthBase):
         self.session = session
         self.policy = policy
         self.timeout = timeout
-        self.redact = redact
         self.persist = persist or (lambda change: change())
         self.clock = clock
         self.honour_health = honour_health
@@ -237,18 +235,17 @@ class Authenticator(requests.auth.AuthBase):
             self.policy,
             target=target,
             line="token refresh " + outcomes.request_line("POST", self.token_url),
-            redact=self.redact,
         )
         final = engine.run_one(self._post_token)
         if final.ok:
             return self._store_token(final.body)
-        detail = self.redact(final.detail(target))
+        detail = final.detail(target)
         if final.exhausted:
             message = final.gave_up_message(self.base_url, self.connection.name)
             if not final.unreachable:
                 message = REFRESH_FAILED + message
-            raise ChannelError(self.redact(message), detail=detail)
-        raise AuthError(REFRESH_FAILED + self.redact(final.message), detail=detail)
+            raise ChannelError(message, detail=detail)
+        raise AuthError(REFRESH_FAILED + final.message, detail=detail)
 
     def _post_token(self) -> Answer:
         """One ``POST`` to the token endpoint; a refusal or an answer without a token raises."""
@@ -275,12 +272,12 @@ class Authenticator(requests.auth.AuthBase):
         ):
             raise ChannelError(
                 "ChannelAdvisor's token endpoint answered without an access token.",
-                detail=self.redact(f"token answer: {str(answer.body)[:300]}"),
+                detail=f"token answer: {str(answer.body)[:300]}",
             )
         return answer
 
     def _refused(self, status: int, text: str) -> None:
-        detail = self.redact(f"token endpoint HTTP {status}: {text.strip()[:200]}")
+        detail = f"token endpoint HTTP {status}: {text.strip()[:200]}"
         if oauth_error(text) == "invalid_client":
             # The operator's credentials: another connection with the same ones fails alike,
             # and nothing about this merchant's refresh token is known.

@@ -153,13 +153,9 @@ class Batcher:
             return envelope
         if not envelope.resolution.retriable:
             raise ChannelError(
-                self.http.redact(
-                    "ChannelAdvisor refused a batch request: "
-                    + outcomes.describe(envelope.resolution, envelope.status, envelope.body)
-                ),
-                detail=self.http.redact(
-                    f"POST {self.url} -> {envelope.status} {envelope.body!s:.300}"
-                ),
+                "ChannelAdvisor refused a batch request: "
+                + outcomes.describe(envelope.resolution, envelope.status, envelope.body),
+                detail=f"POST {self.url} -> {envelope.status} {envelope.body!s:.300}",
             )
         return [envelope] * len(chunk)
 

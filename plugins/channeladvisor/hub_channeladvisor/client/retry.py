@@ -88,7 +88,8 @@ class Answer:
         return outcomes.describe(self.resolution, self.status, self.body)
 
     def detail(self, target: str) -> str:
-        """The internal detail of an error: the request and what came back (not redacted)."""
+        """The internal detail of an error: the request and what came back (secrets are masked
+        by the core as the error leaves the plugin)."""
         if self.error is not None:
             return f"{target} -> {type(self.error).__name__}: {self.error}"
         return f"{target} -> HTTP {self.status}: {outcomes.error_message(self.body)}"
@@ -151,8 +152,6 @@ class RetryEngine:
     auth: TokenOwner | None = None
     #: Paused for a 429's wait; without it the engine sleeps.
     limiter: Pausable | None = None
-    #: Masks secrets in log lines and error details.
-    redact: Callable[[str], str] = str
 
     def run_one(
         self,
@@ -216,7 +215,7 @@ class RetryEngine:
             if refresh and self.auth:
                 if refreshed:
                     raise AuthError(
-                        REFRESHED_AGAIN, detail=self.redact(refresh[0].detail(self.target))
+                        REFRESHED_AGAIN, detail=refresh[0].detail(self.target)
                     )
                 self.auth.refresh(stale=token_used)
             refreshed = bool(refresh)
@@ -251,7 +250,7 @@ class RetryEngine:
                 if len(chunk) > 1:
                     failure = f"{len(retry)} of {len(chunk)} failed ({failure})"
                 attempt = max(sends[i] for i in waiting)
-                log.warning(self.redact(outcomes.retry_note(self.line, failure, attempt, wait)))
+                log.warning(outcomes.retry_note(self.line, failure, attempt, wait))
                 budget.consume(wait, sleep=not paused)
         return [finals[i] for i in range(len(items))]
 
@@ -275,7 +274,7 @@ class RetryEngine:
                 # Sending it again could apply it twice.
                 return self._final(item, answer, sends, budget, outcomes.UNKNOWN_OUTCOME)
             if verify(item):
-                log.info(self.redact(f"{answer.detail(self.target)}: answer lost, found applied"))
+                log.info(f"{answer.detail(self.target)}: answer lost, found applied")
                 success = outcomes.STATUS_TABLE[200]
                 return self._final(item, answer, sends, budget, success, confirmed=True)
         if sends >= self.policy.max_attempts:

@@ -97,7 +97,6 @@ class HttpClient:
     """Sends ChannelAdvisor requests through the limiter, the authenticator and the backoff.
 
     :param base_url: ``https://api.channeladvisor.com`` (the API lives under ``/v1``).
-    :param redact: masks secrets in every message and log line.
     """
 
     def __init__(
@@ -109,7 +108,6 @@ class HttpClient:
         limiter: Limiter,
         policy: BackoffPolicy,
         timeouts: Timeouts,
-        redact: Callable[[str], str],
     ) -> None:
         self.base_url = base_url
         self.api_url = f"{base_url}/v1"
@@ -118,7 +116,6 @@ class HttpClient:
         self.limiter = limiter
         self.policy = policy
         self.timeouts = timeouts
-        self.redact = redact
         #: Requests sent (every send, retries included), for tests and benchmarks.
         self.sent = 0
 
@@ -198,15 +195,15 @@ class HttpClient:
         final = self.engine(target).run_one(send, idempotent=idempotent, verify=verify)
         if final.resolution.action in (Action.SUCCESS, Action.RECORD_FAILURE):
             return final
-        detail = self.redact(final.detail(target))
+        detail = final.detail(target)
         if final.exhausted:
-            message = self.redact(final.gave_up_message(self.base_url, self.auth.connection.name))
+            message = final.gave_up_message(self.base_url, self.auth.connection.name)
             if final.resolution.action is Action.RATE_LIMITED:
                 raise RateLimited(message, detail=detail)
             raise RetriesExhausted(
                 message, resolution=final.resolution, status=final.status, detail=detail
             )
-        message = self.redact(final.message)
+        message = final.message
         if final.resolution.kind is outcomes.Kind.CONFIG:
             raise AuthError(message, detail=detail)
         raise ChannelError(message, detail=detail)
@@ -220,7 +217,6 @@ class HttpClient:
             line=outcomes.request_line(method, url),
             auth=self.auth,
             limiter=self.limiter,
-            redact=self.redact,
         )
 
     def get_json(self, url: str) -> Any:
@@ -232,13 +228,11 @@ class HttpClient:
         if result.status == 404:
             return None
         if not result.ok:
-            raise ChannelError(
-                self.redact(result.message), detail=self.redact(f"GET {url} -> {result.status}")
-            )
+            raise ChannelError(result.message, detail=f"GET {url} -> {result.status}")
         if not isinstance(result.body, dict | list):
             raise MalformedAnswer(
                 f"ChannelAdvisor answered with {describe_body(result.body)} where the hub "
                 "expected JSON; nothing was taken from that answer. Try again later.",
-                detail=self.redact(f"GET {url} -> {str(result.body)[:200]}"),
+                detail=f"GET {url} -> {str(result.body)[:200]}",
             )
         return result.body
