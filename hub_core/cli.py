@@ -3,17 +3,23 @@
 Commands are grouped by noun. Every list, show and operation command takes ``--json`` and then
 prints exactly one JSON document on stdout; progress and notes go to stderr. Errors become the
 contract's exit codes with a one-paragraph message, never a stack trace.
+
+A command returns an :class:`Output` (its JSON document and how to say it as text); one
+function, :func:`_emit`, prints the one or the other. Everything the CLI writes passes through
+:func:`_out`, which masks secrets with the invocation's redactor (:mod:`hub_core.redaction`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
 import os
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -132,7 +138,7 @@ class StderrNotes(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            click.echo(self.format(record), err=True)  # masked as the record was made
+            click.echo(self.format(record), err=True)
         except Exception:
             self.handleError(record)
 
@@ -210,10 +216,41 @@ def _dump(data: Any) -> None:
         ctx.meta[_PRINTED] = True
 
 
+@dataclasses.dataclass
+class Output:
+    """What a command shows: ``document`` under ``--json``, else the lines ``text`` makes of it
+    (a text renderer may also write notes on stderr); then it exits with ``exit_code``."""
+
+    document: Any
+    text: Callable[[Any], Iterable[str]]
+    exit_code: int = 0
+
+
+def _emit(output: Output, as_json: bool) -> None:
+    """Print a command's output, JSON or text, and exit with its code: the one place."""
+    if as_json:
+        _dump(output.document)
+    else:
+        for line in output.text(output.document):
+            _out(line)
+    if output.exit_code:
+        raise click.exceptions.Exit(int(output.exit_code))
+
+
+def renders(func: Callable[..., Output]) -> Callable[..., None]:
+    """Add ``--json`` to a command that returns its :class:`Output`, and emit that output."""
+
+    @functools.wraps(func)
+    def command(*args: Any, as_json: bool, **kwargs: Any) -> None:
+        _emit(func(*args, **kwargs), as_json)
+
+    return json_option(command)
+
+
 def _table(
     headers: Sequence[str], rows: Iterable[Sequence[Any]], *, right: Collection[int] = ()
-) -> None:
-    """Print ``rows`` under a header row, in aligned columns (``right``: right-aligned ones)."""
+) -> Iterator[str]:
+    """``rows`` under a header row, in aligned columns (``right``: right-aligned ones)."""
     cells = [[str(h) for h in headers]] + [
         ["-" if v is None or v == "" else str(v) for v in row] for row in rows
     ]
@@ -223,7 +260,7 @@ def _table(
             cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
             for i, cell in enumerate(row)
         ]
-        _out("  ".join(padded).rstrip())
+        yield "  ".join(padded).rstrip()
 
 
 def _counts_text(counts: dict[str, Any]) -> str:
@@ -251,25 +288,27 @@ def json_option(func: Callable) -> Callable:
     )(func)
 
 
-def _finish(result: OperationResult, as_json: bool, summary: str | None = None) -> None:
-    """Print an operation's result and exit with its code."""
-    if as_json:
-        _dump(result.to_json())
-    else:
-        # Every record of a small run; of a big one, only those that were not ok.
-        shown = [r for r in result.records if r.outcome != "ok" or len(result.records) <= 50]
-        if shown:
-            _table(["OUTCOME", "REF", "MESSAGE"], ([r.outcome, r.ref, r.message] for r in shown))
-        if len(shown) < len(result.records):
-            _out(f"({len(result.records) - len(shown)} ok records not shown.)")
-        run = f"run {result.run_id}: " if result.run_id else ""
-        _out(
-            f"{summary or result.operation} — {run}{result.status} ({_counts_text(result.counts)})"
+def _operation(result: OperationResult, summary: str) -> Output:
+    """An operation's output: its run's document, and its exit code (0, 1 or 4)."""
+    return Output(
+        result.to_json(), functools.partial(_operation_text, summary=summary), result.exit_code
+    )
+
+
+def _operation_text(data: dict[str, Any], summary: str) -> Iterator[str]:
+    records = data["records"]
+    # Every record of a small run; of a big one, only those that were not ok.
+    shown = [r for r in records if r["outcome"] != "ok" or len(records) <= 50]
+    if shown:
+        yield from _table(
+            ["OUTCOME", "REF", "MESSAGE"], ([r["outcome"], r["ref"], r["message"]] for r in shown)
         )
-        if result.message:
-            _out(result.message)
-    if result.exit_code:
-        raise click.exceptions.Exit(int(result.exit_code))
+    if len(shown) < len(records):
+        yield f"({len(records) - len(shown)} ok records not shown.)"
+    run = f"run {data['run_id']}: " if data["run_id"] else ""
+    yield f"{summary} — {run}{data['status']} ({_counts_text(data['counts'])})"
+    if data.get("message"):
+        yield data["message"]
 
 
 def _key_values(values: tuple[str, ...], flag: str, example: str | None = None) -> dict[str, str]:
@@ -327,17 +366,17 @@ def _registry(ctx: click.Context) -> Registry:
 
 
 @cli.command("channels")
-@json_option
+@renders
 @click.pass_context
-def channels_command(ctx: click.Context, as_json: bool) -> None:
+def channels_command(ctx: click.Context) -> Output:
     """List the installed channels, what they support and require."""
     registry = _registry(ctx)
-    data = [registry.channels[n].describe() for n in sorted(registry.channels)]
-    if as_json:
-        _dump(data)
-        return
+    return Output([registry.channels[n].describe() for n in sorted(registry.channels)], _channels)
+
+
+def _channels(data: list[dict[str, Any]]) -> Iterator[str]:
     operations = list(data[0]["capabilities"]) if data else []
-    _table(
+    yield from _table(
         ["CHANNEL", *(op.upper() for op in operations), "SHIPPING_MAPPINGS"],
         (
             [
@@ -351,19 +390,19 @@ def channels_command(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command("plugins")
-@json_option
+@renders
 @click.pass_context
-def plugins_command(ctx: click.Context, as_json: bool) -> None:
+def plugins_command(ctx: click.Context) -> Output:
     """List the installed plugins: distribution, version, hooks implemented."""
-    data = [plugin.to_json() for plugin in _registry(ctx).plugins()]
-    if as_json:
-        _dump(data)
-        return
+    return Output([plugin.to_json() for plugin in _registry(ctx).plugins()], _plugins)
+
+
+def _plugins(data: list[dict[str, Any]]) -> Iterator[str]:
     for plugin in data:
         where = " ".join(str(v) for v in (plugin["distribution"], plugin["version"]) if v)
         channel = f", channel {plugin['channel']}" if plugin["channel"] else ""
-        _out(f"{plugin['name']} ({where or 'no distribution'}{channel})")
-        _out(f"  hooks: {', '.join(plugin['hooks']) or 'none'}")
+        yield f"{plugin['name']} ({where or 'no distribution'}{channel})"
+        yield f"  hooks: {', '.join(plugin['hooks']) or 'none'}"
 
 
 # --- connections ------------------------------------------------------------------------
@@ -374,64 +413,59 @@ def connections_group() -> None:
     """Add, configure, test and remove channel connections."""
 
 
-def _show_connection(data: dict[str, Any]) -> None:
-    _out(f"{data['name']} ({data['channel']}), health: {data['health']}")
+def _connection(data: dict[str, Any]) -> Iterator[str]:
+    yield f"{data['name']} ({data['channel']}), health: {data['health']}"
     if data.get("health_message"):
-        _out(f"  {data['health_message']}")
+        yield f"  {data['health_message']}"
     for key, value in data["config"].items():
-        _out(f"  {key} = {value}")
+        yield f"  {key} = {value}"
     for key, value in data["settings"].items():
-        _out(f"  {key} = {value}  (setting)")
+        yield f"  {key} = {value}  (setting)"
 
 
 @connections_group.command("add")
 @click.argument("name")
 @click.option("--channel", required=True, help="The channel (see 'hub channels').")
 @click.option("--set", "values", multiple=True, metavar="KEY=VALUE", help="A connection value.")
-@json_option
+@renders
 @click.pass_context
 def connections_add(
-    ctx: click.Context, name: str, channel: str, values: tuple[str, ...], as_json: bool
-) -> None:
+    ctx: click.Context, name: str, channel: str, values: tuple[str, ...]
+) -> Output:
     """Add a connection NAME to a channel."""
     data = connection_service.add_connection(_hub(ctx), name, channel, _key_values(values, "--set"))
-    if as_json:
-        _dump(data)
-    else:
-        _out(
+    return Output(
+        data,
+        lambda _: [
             f"Added connection {name!r} ({channel}). Check it with 'hub connections test {name}'."
-        )
+        ],
+    )
 
 
 @connections_group.command("configure")
 @click.argument("name")
 @click.option("--set", "values", multiple=True, metavar="KEY=VALUE", help="A value to change.")
-@json_option
+@renders
 @click.pass_context
-def connections_configure(
-    ctx: click.Context, name: str, values: tuple[str, ...], as_json: bool
-) -> None:
+def connections_configure(ctx: click.Context, name: str, values: tuple[str, ...]) -> Output:
     """Change a connection's values or settings."""
     data = connection_service.configure_connection(_hub(ctx), name, _key_values(values, "--set"))
-    if as_json:
-        _dump(data)
-    else:
-        _out(f"Updated connection {name!r}.")
+    return Output(data, lambda _: [f"Updated connection {name!r}."])
 
 
 @connections_group.command("list")
-@json_option
+@renders
 @click.pass_context
-def connections_list(ctx: click.Context, as_json: bool) -> None:
+def connections_list(ctx: click.Context) -> Output:
     """List connections (secrets hidden)."""
-    data = connection_service.list_connections(_hub(ctx))
-    if as_json:
-        _dump(data)
-        return
+    return Output(connection_service.list_connections(_hub(ctx)), _connections)
+
+
+def _connections(data: list[dict[str, Any]]) -> Iterator[str]:
     if not data:
-        _out("No connections. Add one with 'hub connections add NAME --channel CHANNEL'.")
+        yield "No connections. Add one with 'hub connections add NAME --channel CHANNEL'."
         return
-    _table(
+    yield from _table(
         ["NAME", "CHANNEL", "HEALTH", "NOTE"],
         (
             [
@@ -450,47 +484,40 @@ def connections_list(ctx: click.Context, as_json: bool) -> None:
 
 @connections_group.command("show")
 @click.argument("name")
-@json_option
+@renders
 @click.pass_context
-def connections_show(ctx: click.Context, name: str, as_json: bool) -> None:
+def connections_show(ctx: click.Context, name: str) -> Output:
     """Show one connection (secrets hidden)."""
-    data = connection_service.show_connection(_hub(ctx), name)
-    _dump(data) if as_json else _show_connection(data)
+    return Output(connection_service.show_connection(_hub(ctx), name), _connection)
 
 
 @connections_group.command("test")
 @click.argument("name")
-@json_option
+@renders
 @click.pass_context
-def connections_test(ctx: click.Context, name: str, as_json: bool) -> None:
+def connections_test(ctx: click.Context, name: str) -> Output:
     """Check that a connection works (credentials, account, settings)."""
     data = connection_service.check_connection(_hub(ctx), name)
-    if as_json:
-        _dump(data)
-    else:
-        for check in data["checks"]:
-            mark = "ok  " if check["ok"] else "FAIL"
-            _out(
-                f"{mark} {check['name']}" + (f": {check['message']}" if check["message"] else "")
-            )
-        _out(f"Connection {name!r} " + ("works." if data["ok"] else "does not work."))
-        if data.get("reauth"):
-            _out(data["reauth"])
-    if not data["ok"]:
-        raise click.exceptions.Exit(int(ExitCode.FAILED))
+    return Output(data, _checks, ExitCode.OK if data["ok"] else ExitCode.FAILED)
+
+
+def _checks(data: dict[str, Any]) -> Iterator[str]:
+    for check in data["checks"]:
+        mark = "ok  " if check["ok"] else "FAIL"
+        yield f"{mark} {check['name']}" + (f": {check['message']}" if check["message"] else "")
+    yield f"Connection {data['connection']!r} " + ("works." if data["ok"] else "does not work.")
+    if data.get("reauth"):
+        yield data["reauth"]
 
 
 @connections_group.command("remove")
 @click.argument("name")
-@json_option
+@renders
 @click.pass_context
-def connections_remove(ctx: click.Context, name: str, as_json: bool) -> None:
+def connections_remove(ctx: click.Context, name: str) -> Output:
     """Remove a connection and everything stored for it."""
     connection_service.remove_connection(_hub(ctx), name)
-    if as_json:
-        _dump({"removed": name})
-    else:
-        _out(f"Removed connection {name!r}.")
+    return Output({"removed": name}, lambda _: [f"Removed connection {name!r}."])
 
 
 # --- catalog --------------------------------------------------------------------------------
@@ -503,11 +530,11 @@ def catalog_group() -> None:
 
 @catalog_group.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
-@json_option
+@renders
 @click.pass_context
-def catalog_import(ctx: click.Context, file: str, as_json: bool) -> None:
+def catalog_import(ctx: click.Context, file: str) -> Output:
     """Import products from a .csv or .json FILE (sku,title,quantity,price[,upc,msrp,cost])."""
-    _finish(catalog_service.import_catalog(_hub(ctx), file), as_json, "catalog import")
+    return _operation(catalog_service.import_catalog(_hub(ctx), file), "catalog import")
 
 
 @catalog_group.command("set")
@@ -515,37 +542,29 @@ def catalog_import(ctx: click.Context, file: str, as_json: bool) -> None:
 @click.option("--quantity", metavar="N", help="New quantity, 0 to 2,147,483,647.")
 @click.option("--price", metavar="P", help="New price, e.g. 19.99 (at most 2 decimals).")
 @click.option("--title", help="New title.")
-@json_option
+@renders
 @click.pass_context
 def catalog_set(
-    ctx: click.Context,
-    sku: str,
-    quantity: str | None,
-    price: str | None,
-    title: str | None,
-    as_json: bool,
-) -> None:
+    ctx: click.Context, sku: str, quantity: str | None, price: str | None, title: str | None
+) -> Output:
     """Change one product's quantity, price or title."""
     data = catalog_service.set_product(_hub(ctx), sku, quantity=quantity, price=price, title=title)
-    if as_json:
-        _dump(data)
-    else:
-        _out(f"{data['sku']}: quantity {data['quantity']}, price {data['price']}")
+    return Output(data, lambda d: [f"{d['sku']}: quantity {d['quantity']}, price {d['price']}"])
 
 
 @catalog_group.command("list")
-@json_option
+@renders
 @click.pass_context
-def catalog_list(ctx: click.Context, as_json: bool) -> None:
+def catalog_list(ctx: click.Context) -> Output:
     """List the catalog."""
-    data = catalog_service.list_catalog(_hub(ctx))
-    if as_json:
-        _dump(data)
-        return
+    return Output(catalog_service.list_catalog(_hub(ctx)), _catalog)
+
+
+def _catalog(data: list[dict[str, Any]]) -> Iterator[str]:
     if not data:
-        _out("The catalog is empty. Import products with 'hub catalog import FILE'.")
+        yield "The catalog is empty. Import products with 'hub catalog import FILE'."
         return
-    _table(
+    yield from _table(
         ["SKU", "QUANTITY", "PRICE", "TITLE"],
         ([i["sku"], i["quantity"], i["price"], i["title"]] for i in data),
         right={1, 2},
@@ -568,51 +587,51 @@ _sku_option = click.option(
 @listings_group.command("link")
 @click.argument("name")
 @_sku_option
-@json_option
+@renders
 @click.pass_context
-def listings_link(ctx: click.Context, name: str, skus: tuple[str, ...], as_json: bool) -> None:
+def listings_link(ctx: click.Context, name: str, skus: tuple[str, ...]) -> Output:
     """Link SKUs to the channel's existing products (default: every SKU not yet linked)."""
-    _finish(listing_service.link_listings(_hub(ctx), name, list(skus) or None), as_json, "link")
+    return _operation(listing_service.link_listings(_hub(ctx), name, list(skus) or None), "link")
 
 
 @listings_group.command("unlink")
 @click.argument("name")
 @_sku_option
-@json_option
+@renders
 @click.pass_context
-def listings_unlink(ctx: click.Context, name: str, skus: tuple[str, ...], as_json: bool) -> None:
+def listings_unlink(ctx: click.Context, name: str, skus: tuple[str, ...]) -> Output:
     """Unlink SKUs from their channel products."""
-    _finish(listing_service.unlink_listings(_hub(ctx), name, list(skus)), as_json, "unlink")
+    return _operation(listing_service.unlink_listings(_hub(ctx), name, list(skus)), "unlink")
 
 
 @listings_group.command("relink")
 @click.argument("name")
 @_sku_option
-@json_option
+@renders
 @click.pass_context
-def listings_relink(ctx: click.Context, name: str, skus: tuple[str, ...], as_json: bool) -> None:
+def listings_relink(ctx: click.Context, name: str, skus: tuple[str, ...]) -> Output:
     """Unlink and link again (the fix for a broken listing)."""
-    _finish(listing_service.relink_listings(_hub(ctx), name, list(skus)), as_json, "relink")
+    return _operation(listing_service.relink_listings(_hub(ctx), name, list(skus)), "relink")
 
 
 @listings_group.command("exclude")
 @click.argument("name")
 @_sku_option
-@json_option
+@renders
 @click.pass_context
-def listings_exclude(ctx: click.Context, name: str, skus: tuple[str, ...], as_json: bool) -> None:
+def listings_exclude(ctx: click.Context, name: str, skus: tuple[str, ...]) -> Output:
     """Keep SKUs off this connection (status excluded: never looked up, linked or synced)."""
-    _finish(listing_service.exclude_listings(_hub(ctx), name, list(skus)), as_json, "exclude")
+    return _operation(listing_service.exclude_listings(_hub(ctx), name, list(skus)), "exclude")
 
 
 @listings_group.command("include")
 @click.argument("name")
 @_sku_option
-@json_option
+@renders
 @click.pass_context
-def listings_include(ctx: click.Context, name: str, skus: tuple[str, ...], as_json: bool) -> None:
+def listings_include(ctx: click.Context, name: str, skus: tuple[str, ...]) -> Output:
     """Undo exclude: the SKUs are linked again by the next 'hub listings link'."""
-    _finish(listing_service.include_listings(_hub(ctx), name, list(skus)), as_json, "include")
+    return _operation(listing_service.include_listings(_hub(ctx), name, list(skus)), "include")
 
 
 @listings_group.command("list")
@@ -622,18 +641,19 @@ def listings_include(ctx: click.Context, name: str, skus: tuple[str, ...], as_js
     help="Only listings with this status: unlinked, linked, not_found, ambiguous, broken, "
     "unsupported or excluded.",
 )
-@json_option
+@renders
 @click.pass_context
-def listings_list(ctx: click.Context, name: str, status: str | None, as_json: bool) -> None:
+def listings_list(ctx: click.Context, name: str, status: str | None) -> Output:
     """List a connection's listings."""
     data = listing_service.list_listings(_hub(ctx), name, status)
-    if as_json:
-        _dump(data)
-        return
+    return Output(data, functools.partial(_listings, name=name, status=status))
+
+
+def _listings(data: list[dict[str, Any]], name: str, status: str | None) -> Iterator[str]:
     if not data:
-        _out(f"No listings{' with status ' + status if status else ''} for {name!r}.")
+        yield f"No listings{' with status ' + status if status else ''} for {name!r}."
         return
-    _table(
+    yield from _table(
         ["SKU", "STATUS", "CHANNEL_PRODUCT_ID", "MESSAGE"],
         ([i["sku"], i["status"], i["channel_product_id"], i["message"]] for i in data),
     )
@@ -642,23 +662,23 @@ def listings_list(ctx: click.Context, name: str, status: str | None, as_json: bo
 @listings_group.command("sync")
 @click.argument("name")
 @click.option("--dry-run", is_flag=True, help="List what would be sent; change nothing.")
-@json_option
+@renders
 @click.pass_context
-def listings_sync(ctx: click.Context, name: str, dry_run: bool, as_json: bool) -> None:
+def listings_sync(ctx: click.Context, name: str, dry_run: bool) -> Output:
     """Push quantity and price changes made since the last sync."""
     result = listing_service.sync_listings(_hub(ctx), name, dry_run=dry_run)
-    _finish(result, as_json, "sync (dry run)" if dry_run else "sync")
+    return _operation(result, "sync (dry run)" if dry_run else "sync")
 
 
 @listings_group.command("publish")
 @click.argument("name")
 @_sku_option
-@json_option
+@renders
 @click.pass_context
-def listings_publish(ctx: click.Context, name: str, skus: tuple[str, ...], as_json: bool) -> None:
+def listings_publish(ctx: click.Context, name: str, skus: tuple[str, ...]) -> Output:
     """Create new channel products for SKUs (where the channel supports it)."""
     result = listing_service.publish_listings(_hub(ctx), name, list(skus) or None)
-    _finish(result, as_json, "publish")
+    return _operation(result, "publish")
 
 
 # --- shipping mappings ----------------------------------------------------------------------
@@ -673,19 +693,18 @@ def mappings_group() -> None:
 @click.argument("name")
 @click.option("--channel-text", required=True, help="The channel's shipping text, exactly.")
 @click.option("--policy", required=True, help="Your shipping policy.")
-@json_option
+@renders
 @click.pass_context
-def mappings_add(
-    ctx: click.Context, name: str, channel_text: str, policy: str, as_json: bool
-) -> None:
+def mappings_add(ctx: click.Context, name: str, channel_text: str, policy: str) -> Output:
     """Add a mapping; held orders with that shipping text are released."""
     data = shipping_service.add_mapping(_hub(ctx), name, channel_text, policy)
-    if as_json:
-        _dump(data)
-        return
-    _out(f"Mapped {channel_text!r} to {policy!r}.")
+    return Output(data, functools.partial(_mapping_added, channel_text=channel_text, policy=policy))
+
+
+def _mapping_added(data: dict[str, Any], channel_text: str, policy: str) -> Iterator[str]:
+    yield f"Mapped {channel_text!r} to {policy!r}."
     if data["released_orders"]:
-        _out(
+        yield (
             f"Released {len(data['released_orders'])} held order(s): "
             + ", ".join(data["released_orders"])
         )
@@ -693,32 +712,32 @@ def mappings_add(
 
 @mappings_group.command("list")
 @click.argument("name")
-@json_option
+@renders
 @click.pass_context
-def mappings_list(ctx: click.Context, name: str, as_json: bool) -> None:
+def mappings_list(ctx: click.Context, name: str) -> Output:
     """List a connection's mappings."""
     data = shipping_service.list_mappings(_hub(ctx), name)
-    if as_json:
-        _dump(data)
-        return
+    return Output(data, functools.partial(_mappings, name=name))
+
+
+def _mappings(data: list[dict[str, Any]], name: str) -> Iterable[str]:
     if not data:
-        _out(
+        return [
             f"No shipping mappings for {name!r}. Add one with 'hub shipping-mappings add {name} "
             "--channel-text TEXT --policy POLICY'."
-        )
-        return
-    _table(["CHANNEL_TEXT", "POLICY"], ([i["channel_text"], i["policy"]] for i in data))
+        ]
+    return _table(["CHANNEL_TEXT", "POLICY"], ([i["channel_text"], i["policy"]] for i in data))
 
 
 @mappings_group.command("remove")
 @click.argument("name")
 @click.option("--channel-text", required=True, help="The channel's shipping text, exactly.")
-@json_option
+@renders
 @click.pass_context
-def mappings_remove(ctx: click.Context, name: str, channel_text: str, as_json: bool) -> None:
+def mappings_remove(ctx: click.Context, name: str, channel_text: str) -> Output:
     """Remove a mapping."""
     shipping_service.remove_mapping(_hub(ctx), name, channel_text)
-    _dump({"removed": channel_text}) if as_json else _out(f"Removed {channel_text!r}.")
+    return Output({"removed": channel_text}, lambda _: [f"Removed {channel_text!r}."])
 
 
 # --- orders ---------------------------------------------------------------------------------
@@ -732,11 +751,11 @@ def orders_group() -> None:
 @orders_group.command("get")
 @click.argument("name")
 @click.option("--days", type=int, help="Only orders created in the last N days (this run).")
-@json_option
+@renders
 @click.pass_context
-def orders_get(ctx: click.Context, name: str, days: int | None, as_json: bool) -> None:
+def orders_get(ctx: click.Context, name: str, days: int | None) -> Output:
     """Import new orders from the channel, each exactly once."""
-    _finish(order_service.get_orders(_hub(ctx), name, days), as_json, "get orders")
+    return _operation(order_service.get_orders(_hub(ctx), name, days), "get orders")
 
 
 def _order_lines(order: dict[str, Any]) -> str:
@@ -746,20 +765,18 @@ def _order_lines(order: dict[str, Any]) -> str:
 @orders_group.command("list")
 @click.option("--connection", help="Only this connection's orders.")
 @click.option("--status", help="Only orders with this status.")
-@json_option
+@renders
 @click.pass_context
-def orders_list(
-    ctx: click.Context, connection: str | None, status: str | None, as_json: bool
-) -> None:
+def orders_list(ctx: click.Context, connection: str | None, status: str | None) -> Output:
     """List stored orders."""
-    data = order_service.list_orders(_hub(ctx), connection, status)
-    if as_json:
-        _dump(data)
-        return
+    return Output(order_service.list_orders(_hub(ctx), connection, status), _orders)
+
+
+def _orders(data: list[dict[str, Any]]) -> Iterator[str]:
     if not data:
-        _out("No orders. Import them with 'hub orders get NAME'.")
+        yield "No orders. Import them with 'hub orders get NAME'."
         return
-    _table(
+    yield from _table(
         ["CONNECTION", "ORDER", "STATUS", "LINES", "HOLD_REASON"],
         (
             [o["connection"], o["channel_order_id"], o["status"], _order_lines(o), o["hold_reason"]]
@@ -771,22 +788,22 @@ def orders_list(
 @orders_group.command("show")
 @click.argument("name")
 @click.argument("channel_order_id")
-@json_option
+@renders
 @click.pass_context
-def orders_show(ctx: click.Context, name: str, channel_order_id: str, as_json: bool) -> None:
+def orders_show(ctx: click.Context, name: str, channel_order_id: str) -> Output:
     """Show one order with its lines and shipments."""
-    data = order_service.show_order(_hub(ctx), name, channel_order_id)
-    if as_json:
-        _dump(data)
-        return
-    _out(f"Order {data['channel_order_id']} on {data['connection']}: {data['status']}")
+    return Output(order_service.show_order(_hub(ctx), name, channel_order_id), _order)
+
+
+def _order(data: dict[str, Any]) -> Iterator[str]:
+    yield f"Order {data['channel_order_id']} on {data['connection']}: {data['status']}"
     if data["hold_reason"]:
-        _out(f"  held: {data['hold_reason']}")
-    _out(f"  shipping: {data['shipping_text']!r} -> {data['shipping_policy'] or '-'}")
+        yield f"  held: {data['hold_reason']}"
+    yield f"  shipping: {data['shipping_text']!r} -> {data['shipping_policy'] or '-'}"
     for line in data["lines"]:
-        _out(f"  {line['sku']}: {line['shipped_quantity']}/{line['quantity']} shipped")
+        yield f"  {line['sku']}: {line['shipped_quantity']}/{line['quantity']} shipped"
     for shipment in data["shipments"]:
-        _out(
+        yield (
             f"  {shipment['shipment_id']}: {shipment['carrier']} {shipment['class']} "
             f"{shipment['tracking']} ({shipment['sync_status']})"
             + (f" {shipment['sync_error']}" if shipment["sync_error"] else "")
@@ -796,14 +813,14 @@ def orders_show(ctx: click.Context, name: str, channel_order_id: str, as_json: b
 @orders_group.command("explain")
 @click.argument("name")
 @click.argument("channel_order_id")
-@json_option
+@renders
 @click.pass_context
-def orders_explain(ctx: click.Context, name: str, channel_order_id: str, as_json: bool) -> None:
+def orders_explain(ctx: click.Context, name: str, channel_order_id: str) -> Output:
     """Say why the channel's order was, or would not be, imported."""
-    data = order_service.explain_order(_hub(ctx), name, channel_order_id)
-    if as_json:
-        _dump(data)
-        return
+    return Output(order_service.explain_order(_hub(ctx), name, channel_order_id), _explanation)
+
+
+def _explanation(data: dict[str, Any]) -> Iterator[str]:
     verdict = (
         "was imported"
         if data["imported"]
@@ -811,11 +828,11 @@ def orders_explain(ctx: click.Context, name: str, channel_order_id: str, as_json
         if data["would_import"]
         else "would NOT be imported"
     )
-    _out(f"Order {data['channel_order_id']} {verdict}:")
+    yield f"Order {data['channel_order_id']} {verdict}:"
     for reason in data["reasons"]:
-        _out(f"  - {reason}")
+        yield f"  - {reason}"
     for note in data.get("notes", []):
-        _out(f"  note: {note}")
+        yield f"  note: {note}"
 
 
 def _items(values: tuple[str, ...]) -> dict[str, int]:
@@ -840,7 +857,7 @@ def _items(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--class", "shipping_class", required=True, help="Shipping class (e.g. Ground).")
 @click.option("--item", "items", multiple=True, metavar="SKU=QTY", help="Ship only this much.")
 @click.option("--shipped-at", help="ISO 8601 ship time (default: now).")
-@json_option
+@renders
 @click.pass_context
 def orders_ship(
     ctx: click.Context,
@@ -851,8 +868,7 @@ def orders_ship(
     shipping_class: str,
     items: tuple[str, ...],
     shipped_at: str | None,
-    as_json: bool,
-) -> None:
+) -> Output:
     """Record a shipment (all that is unshipped, or --item SKU=QTY for a partial one)."""
     when: datetime | None = shipment_service.parse_shipped_at(shipped_at) if shipped_at else None
     data = shipment_service.ship_order(
@@ -865,22 +881,22 @@ def orders_ship(
         items=_items(items) or None,
         shipped_at=when,
     )
-    if as_json:
-        _dump(data)
-    else:
-        _out(
-            f"Recorded {data['shipment_id']} for order {channel_order_id} "
-            f"({data['order_status']}); send it with 'hub orders sync {name}'."
-        )
+    return Output(
+        data,
+        lambda d: [
+            f"Recorded {d['shipment_id']} for order {channel_order_id} "
+            f"({d['order_status']}); send it with 'hub orders sync {name}'."
+        ],
+    )
 
 
 @orders_group.command("sync")
 @click.argument("name")
-@json_option
+@renders
 @click.pass_context
-def orders_sync(ctx: click.Context, name: str, as_json: bool) -> None:
+def orders_sync(ctx: click.Context, name: str) -> Output:
     """Send shipments not yet sent (failed ones again) to the channel."""
-    _finish(shipment_service.sync_orders(_hub(ctx), name), as_json, "sync orders")
+    return _operation(shipment_service.sync_orders(_hub(ctx), name), "sync orders")
 
 
 @cli.group("shipments")
@@ -891,15 +907,14 @@ def shipments_group() -> None:
 @shipments_group.command("import")
 @click.argument("name")
 @click.argument("file", type=click.Path(dir_okay=False))
-@json_option
+@renders
 @click.pass_context
-def shipments_import(ctx: click.Context, name: str, file: str, as_json: bool) -> None:
+def shipments_import(ctx: click.Context, name: str, file: str) -> Output:
     """Record shipments from a CSV FILE.
 
     Columns: channel_order_id,tracking,carrier,class[,sku,quantity,shipped_at].
     """
-    result = shipment_service.import_shipments(_hub(ctx), name, file)
-    _finish(result, as_json, "shipments import")
+    return _operation(shipment_service.import_shipments(_hub(ctx), name, file), "shipments import")
 
 
 def _shipment_line(shipment: dict[str, Any]) -> str:
@@ -918,18 +933,19 @@ def _shipment_line(shipment: dict[str, Any]) -> str:
     "--status",
     help="Only shipments with this sync status: pending, sent, failed or cancelled.",
 )
-@json_option
+@renders
 @click.pass_context
-def shipments_list(ctx: click.Context, name: str, status: str | None, as_json: bool) -> None:
+def shipments_list(ctx: click.Context, name: str, status: str | None) -> Output:
     """List a connection's shipments and whether each was sent."""
     data = shipment_service.list_shipments(_hub(ctx), name, status)
-    if as_json:
-        _dump(data)
-        return
+    return Output(data, functools.partial(_shipments, name=name, status=status))
+
+
+def _shipments(data: list[dict[str, Any]], name: str, status: str | None) -> Iterator[str]:
     if not data:
         _note(f"No shipments{f' with status {status}' if status else ''} on {name!r}.")
     for shipment in data:
-        _out(_shipment_line(shipment))
+        yield _shipment_line(shipment)
 
 
 @shipments_group.command("edit")
@@ -939,7 +955,7 @@ def shipments_list(ctx: click.Context, name: str, status: str | None, as_json: b
 @click.option("--carrier", help="The corrected carrier, as the channel knows it (e.g. UPS).")
 @click.option("--class", "shipping_class", help="The corrected shipping class (e.g. Ground).")
 @click.option("--shipped-at", help="The corrected ISO 8601 ship time.")
-@json_option
+@renders
 @click.pass_context
 def shipments_edit(
     ctx: click.Context,
@@ -949,8 +965,7 @@ def shipments_edit(
     carrier: str | None,
     shipping_class: str | None,
     shipped_at: str | None,
-    as_json: bool,
-) -> None:
+) -> Output:
     """Correct a shipment not sent yet (pending or failed); the next sync sends it, once."""
     if shipped_at is not None and not shipped_at.strip():
         raise InvalidInput("--shipped-at must not be empty: give an ISO 8601 time.")
@@ -964,28 +979,30 @@ def shipments_edit(
         shipping_class=shipping_class,
         shipped_at=when,
     )
-    if as_json:
-        _dump(data)
-    else:
-        _out(_shipment_line(data))
-        _out(f"Corrected {data['shipment_id']}; send it with 'hub orders sync {name}'.")
+    return Output(
+        data,
+        lambda d: [
+            _shipment_line(d),
+            f"Corrected {d['shipment_id']}; send it with 'hub orders sync {name}'.",
+        ],
+    )
 
 
 @shipments_group.command("cancel")
 @click.argument("name")
 @click.argument("shipment_id")
-@json_option
+@renders
 @click.pass_context
-def shipments_cancel(ctx: click.Context, name: str, shipment_id: str, as_json: bool) -> None:
+def shipments_cancel(ctx: click.Context, name: str, shipment_id: str) -> Output:
     """Cancel a shipment not sent yet; its quantities can be shipped again."""
     data = shipment_service.cancel_shipment_by_id(_hub(ctx), name, shipment_id)
-    if as_json:
-        _dump(data)
-    else:
-        _out(
-            f"Cancelled {data['shipment_id']}; order {data['channel_order_id']} is "
-            f"{data['order_status']} and its quantities can be shipped again."
-        )
+    return Output(
+        data,
+        lambda d: [
+            f"Cancelled {d['shipment_id']}; order {d['channel_order_id']} is "
+            f"{d['order_status']} and its quantities can be shipped again."
+        ],
+    )
 
 
 # --- run, runs ------------------------------------------------------------------------------
@@ -993,14 +1010,12 @@ def shipments_cancel(ctx: click.Context, name: str, shipment_id: str, as_json: b
 
 @cli.command("run")
 @click.argument("name")
-@json_option
+@renders
 @click.pass_context
-def run_command(ctx: click.Context, name: str, as_json: bool) -> None:
+def run_command(ctx: click.Context, name: str) -> Output:
     """Run every supported operation of a connection, in order."""
     data, code = run_connection(_hub(ctx), name)
-    _dump(data) if as_json else _print_run(data)
-    if code:
-        raise click.exceptions.Exit(int(code))
+    return Output(data, _run, code)
 
 
 def _step_summary(step: dict[str, Any]) -> str:
@@ -1013,9 +1028,9 @@ def _step_summary(step: dict[str, Any]) -> str:
     return step.get("message", "")
 
 
-def _print_run(data: dict[str, Any]) -> None:
+def _run(data: dict[str, Any]) -> Iterator[str]:
     """A ``hub run`` document as text: one line per operation, then the verdict."""
-    _table(
+    yield from _table(
         ["OPERATION", "RUN", "STATUS", "SUMMARY"],
         (
             [
@@ -1028,10 +1043,10 @@ def _print_run(data: dict[str, Any]) -> None:
         ),
         right={1},
     )
-    _out(f"{data['connection']}: {data['status']}.")
+    yield f"{data['connection']}: {data['status']}."
     attention = [s for s in data["operations"] if s.get("run_id") and s["status"] != "ok"]
     if attention:
-        _out(f"Details: 'hub runs show {attention[0]['run_id']}'.")
+        yield f"Details: 'hub runs show {attention[0]['run_id']}'."
 
 
 @cli.group("runs")
@@ -1041,18 +1056,18 @@ def runs_group() -> None:
 
 @runs_group.command("list")
 @click.option("--connection", help="Only this connection's runs.")
-@json_option
+@renders
 @click.pass_context
-def runs_list(ctx: click.Context, connection: str | None, as_json: bool) -> None:
+def runs_list(ctx: click.Context, connection: str | None) -> Output:
     """List the latest runs, newest first."""
-    data = run_service.list_runs(_hub(ctx), connection)
-    if as_json:
-        _dump(data)
-        return
+    return Output(run_service.list_runs(_hub(ctx), connection), _runs)
+
+
+def _runs(data: list[dict[str, Any]]) -> Iterator[str]:
     if not data:
-        _out("No runs yet.")
+        yield "No runs yet."
         return
-    _table(
+    yield from _table(
         ["RUN", "STARTED", "CONNECTION", "OPERATION", "STATUS", "COUNTS"],
         (
             [
@@ -1071,18 +1086,14 @@ def runs_list(ctx: click.Context, connection: str | None, as_json: bool) -> None
 
 @runs_group.command("show")
 @click.argument("run_id", type=click.IntRange(1, MAX_ID))
-@json_option
+@renders
 @click.pass_context
-def runs_show(ctx: click.Context, run_id: int, as_json: bool) -> None:
+def runs_show(ctx: click.Context, run_id: int) -> Output:
     """Show one run with every record's outcome."""
-    data = run_service.show_run(_hub(ctx), run_id)
-    if as_json:
-        _dump(data)
-        return
-    _run_report(data)
+    return Output(run_service.show_run(_hub(ctx), run_id), _run_report)
 
 
-def _run_report(data: dict[str, Any]) -> None:
+def _run_report(data: dict[str, Any]) -> Iterator[str]:
     """A stored run as a short report: what, when, how it ended, then every record."""
     started = datetime.fromisoformat(data["started_at"])
     finished = datetime.fromisoformat(data["finished_at"]) if data["finished_at"] else None
@@ -1097,18 +1108,18 @@ def _run_report(data: dict[str, Any]) -> None:
     ]
     if data["message"]:
         facts.append(("message", data["message"]))
-    _out(f"Run {data['run_id']}: {data['operation']}")
+    yield f"Run {data['run_id']}: {data['operation']}"
     for label, value in facts:
-        _out(f"  {label:<10}  {value}")
+        yield f"  {label:<10}  {value}"
     records = data["records"]
     if not records:
-        _out("No records.")
+        yield "No records."
         return
     # Failures first: they are what a reader of the report has to act on.
     order = {"failed": 0, "skipped": 1}
     records = sorted(records, key=lambda r: order.get(r["outcome"], 2))
-    _out(f"\nRecords ({len(records)}, failed first):")
-    _table(
+    yield f"\nRecords ({len(records)}, failed first):"
+    yield from _table(
         ["OUTCOME", "REF", "MESSAGE"],
         ([r["outcome"], r["ref"], r["message"]] for r in records),
     )
@@ -1123,38 +1134,38 @@ def secrets_group() -> None:
 
 
 @secrets_group.command("status")
-@json_option
+@renders
 @click.pass_context
-def secrets_status(ctx: click.Context, as_json: bool) -> None:
+def secrets_status(ctx: click.Context) -> Output:
     """Say where the key comes from and how the connections' secrets are stored."""
-    data = secret_service.status(_hub(ctx))
-    if as_json:
-        _dump(data)
-        return
+    return Output(secret_service.status(_hub(ctx)), _secrets_status)
+
+
+def _secrets_status(data: dict[str, Any]) -> Iterator[str]:
     key = data["key"]
     if key["source"] == "none":
-        _out(f"key:       none yet. {key['note']}")
+        yield f"key:       none yet. {key['note']}"
     else:
         where = "environment variable" if key["source"] == "environment" else "key file"
         extra = f" ({key['keys']} keys; the first encrypts)" if key["keys"] > 1 else ""
-        _out(f"key:       {where} {key['location']}{extra}")
-    _out(
+        yield f"key:       {where} {key['location']}{extra}"
+    yield (
         f"secrets:   {data['connections_encrypted']} of {data['connections']} connection(s) "
         "encrypted (Fernet)"
     )
     if data["connections_not_decryptable"]:
         names = ", ".join(data["connections_not_decryptable"])
-        _out(
+        yield (
             f"NOT READABLE: {names}: the key is missing or not the one they were encrypted with "
             f"(looked in {key['looked_in']})"
         )
     if data["connections_with_plain_secrets"]:
         names = ", ".join(data["connections_with_plain_secrets"])
-        _out(f"plain:     {names}: encrypt with 'hub secrets rotate-key'")
+        yield f"plain:     {names}: encrypt with 'hub secrets rotate-key'"
     for label, info in (("key file", key["file"]), ("database", data["database_file"])):
         if info:
             note = "private" if info["private"] else f"readable by others: chmod 600 {info['path']}"
-            _out(f"{label + ':':10} {info['path']} (mode {info['mode']}, {note})")
+            yield f"{label + ':':10} {info['path']} (mode {info['mode']}, {note})"
 
 
 @secrets_group.command("rotate-key")
@@ -1163,17 +1174,16 @@ def secrets_status(ctx: click.Context, as_json: bool) -> None:
     is_flag=True,
     help="Keep the old key in the key file after the new one, to decrypt other databases.",
 )
-@json_option
+@renders
 @click.pass_context
-def secrets_rotate_key(ctx: click.Context, keep_old: bool, as_json: bool) -> None:
+def secrets_rotate_key(ctx: click.Context, keep_old: bool) -> Output:
     """Re-encrypt every connection's secrets with a new key, in one transaction."""
-    data = secret_service.rotate_key(_hub(ctx), keep_old=keep_old)
-    if as_json:
-        _dump(data)
-        return
-    _out(
-        f"Re-encrypted the secrets of {data['connections_reencrypted']} connection(s) "
-        f"with the key from {data['key']['location']}. {data['note']}"
+    return Output(
+        secret_service.rotate_key(_hub(ctx), keep_old=keep_old),
+        lambda d: [
+            f"Re-encrypted the secrets of {d['connections_reencrypted']} connection(s) "
+            f"with the key from {d['key']['location']}. {d['note']}"
+        ],
     )
 
 
@@ -1249,7 +1259,7 @@ def worker_command(
     "--timeout", type=click.FloatRange(min=1), default=3600.0, show_default=True,
     help="With --wait: give up after this many seconds.",
 )
-@json_option
+@renders
 @click.pass_context
 def dispatch_command(
     ctx: click.Context,
@@ -1258,8 +1268,7 @@ def dispatch_command(
     operations: tuple[str, ...],
     wait: bool,
     timeout: float,
-    as_json: bool,
-) -> None:
+) -> Output:
     """Enqueue operations of connection NAME (or --all) for the workers."""
     if bool(name) == all_connections:
         raise InvalidInput("Give a connection NAME or --all (not both). Example: hub dispatch shop")
@@ -1270,8 +1279,7 @@ def dispatch_command(
     for text in notes:
         _note(text)
     if not planned:
-        _dump([] if wait else {"enqueued": []}) if as_json else _note("Nothing to dispatch.")
-        return
+        return Output([] if wait else {"enqueued": []}, _nothing_to_dispatch)
     dispatch.enqueue(worker_app.make_app(), planned, wait=wait)
     if not wait:
         tasks = [
@@ -1279,25 +1287,29 @@ def dispatch_command(
             for p in planned
             for op, r in zip(p.operations, p.results, strict=True)
         ]
-        if as_json:
-            _dump({"enqueued": tasks})
-        else:
-            for task in tasks:
-                _out(
-                    f"enqueued {task['operation']:16} {task['connection']}  {task['task_id']}"
-                )
-        return
+        return Output({"enqueued": tasks}, _enqueued)
     documents = dispatch.collect(planned, timeout)
     code = max((c for _, c in documents), default=ExitCode.OK)
-    if as_json:
-        _dump(documents[0][0] if name else [d for d, _ in documents])
-    else:
-        for data, _ in documents:
-            if not name:
-                _out(f"{data['connection']}: {data['status']}")
-            _print_run(data)
-    if code:
-        raise click.exceptions.Exit(int(code))
+    if name:
+        return Output(documents[0][0], _run, code)
+    return Output([d for d, _ in documents], _runs_of_all, code)
+
+
+def _nothing_to_dispatch(_data: Any) -> list[str]:
+    _note("Nothing to dispatch.")  # a note, not output: stdout stays empty
+    return []
+
+
+def _enqueued(data: dict[str, Any]) -> Iterator[str]:
+    for task in data["enqueued"]:
+        yield f"enqueued {task['operation']:16} {task['connection']}  {task['task_id']}"
+
+
+def _runs_of_all(documents: list[dict[str, Any]]) -> Iterator[str]:
+    """``hub dispatch --all --wait`` as text: each connection's verdict, then its run."""
+    for data in documents:
+        yield f"{data['connection']}: {data['status']}"
+        yield from _run(data)
 
 
 @cli.command("schedule")
