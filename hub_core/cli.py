@@ -263,6 +263,21 @@ def _table(
         yield "  ".join(padded).rstrip()
 
 
+def _rows(
+    empty: str,
+    headers: Sequence[str],
+    row: Callable[[dict[str, Any]], Sequence[Any]],
+    *,
+    right: Collection[int] = (),
+) -> Callable[[list[dict[str, Any]]], Iterable[str]]:
+    """The text renderer of a list document: one table row per item, or ``empty`` when none."""
+
+    def text(data: list[dict[str, Any]]) -> Iterable[str]:
+        return _table(headers, map(row, data), right=right) if data else [empty]
+
+    return text
+
+
 def _counts_text(counts: dict[str, Any]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "nothing to do"
 
@@ -461,25 +476,18 @@ def connections_list(ctx: click.Context) -> Output:
     return Output(connection_service.list_connections(_hub(ctx)), _connections)
 
 
-def _connections(data: list[dict[str, Any]]) -> Iterator[str]:
-    if not data:
-        yield "No connections. Add one with 'hub connections add NAME --channel CHANNEL'."
-        return
-    yield from _table(
-        ["NAME", "CHANNEL", "HEALTH", "NOTE"],
-        (
-            [
-                item["name"],
-                item["channel"],
-                item["health"],
-                "must be reconnected, skipped until then: "
-                f"see 'hub connections show {item['name']}'"
-                if item["needs_reauth"]
-                else "",
-            ]
-            for item in data
-        ),
-    )
+_connections = _rows(
+    "No connections. Add one with 'hub connections add NAME --channel CHANNEL'.",
+    ["NAME", "CHANNEL", "HEALTH", "NOTE"],
+    lambda item: [
+        item["name"],
+        item["channel"],
+        item["health"],
+        f"must be reconnected, skipped until then: see 'hub connections show {item['name']}'"
+        if item["needs_reauth"]
+        else "",
+    ],
+)
 
 
 @connections_group.command("show")
@@ -560,15 +568,12 @@ def catalog_list(ctx: click.Context) -> Output:
     return Output(catalog_service.list_catalog(_hub(ctx)), _catalog)
 
 
-def _catalog(data: list[dict[str, Any]]) -> Iterator[str]:
-    if not data:
-        yield "The catalog is empty. Import products with 'hub catalog import FILE'."
-        return
-    yield from _table(
-        ["SKU", "QUANTITY", "PRICE", "TITLE"],
-        ([i["sku"], i["quantity"], i["price"], i["title"]] for i in data),
-        right={1, 2},
-    )
+_catalog = _rows(
+    "The catalog is empty. Import products with 'hub catalog import FILE'.",
+    ["SKU", "QUANTITY", "PRICE", "TITLE"],
+    lambda i: [i["sku"], i["quantity"], i["price"], i["title"]],
+    right={1, 2},
+)
 
 
 # --- listings -------------------------------------------------------------------------------
@@ -584,54 +589,58 @@ _sku_option = click.option(
 )
 
 
-@listings_group.command("link")
-@click.argument("name")
-@_sku_option
-@renders
-@click.pass_context
-def listings_link(ctx: click.Context, name: str, skus: tuple[str, ...]) -> Output:
-    """Link SKUs to the channel's existing products (default: every SKU not yet linked)."""
-    return _operation(listing_service.link_listings(_hub(ctx), name, list(skus) or None), "link")
+def _sku_command(
+    command: str,
+    operation: Callable[..., OperationResult],
+    summary: str,
+    help_text: str,
+    *,
+    every_sku_by_default: bool = False,
+) -> None:
+    """Add ``hub listings COMMAND NAME [--sku SKU]...``: one operation on SKUs of a connection.
+
+    :param every_sku_by_default: without ``--sku`` the operation picks its SKUs (link and
+        publish: every SKU not yet linked); else it refuses an empty list itself.
+    """
+
+    @listings_group.command(command, help=help_text)
+    @click.argument("name")
+    @_sku_option
+    @renders
+    @click.pass_context
+    def sku_command(ctx: click.Context, name: str, skus: tuple[str, ...]) -> Output:
+        chosen = list(skus) or (None if every_sku_by_default else [])
+        return _operation(operation(_hub(ctx), name, chosen), summary)
 
 
-@listings_group.command("unlink")
-@click.argument("name")
-@_sku_option
-@renders
-@click.pass_context
-def listings_unlink(ctx: click.Context, name: str, skus: tuple[str, ...]) -> Output:
-    """Unlink SKUs from their channel products."""
-    return _operation(listing_service.unlink_listings(_hub(ctx), name, list(skus)), "unlink")
-
-
-@listings_group.command("relink")
-@click.argument("name")
-@_sku_option
-@renders
-@click.pass_context
-def listings_relink(ctx: click.Context, name: str, skus: tuple[str, ...]) -> Output:
-    """Unlink and link again (the fix for a broken listing)."""
-    return _operation(listing_service.relink_listings(_hub(ctx), name, list(skus)), "relink")
-
-
-@listings_group.command("exclude")
-@click.argument("name")
-@_sku_option
-@renders
-@click.pass_context
-def listings_exclude(ctx: click.Context, name: str, skus: tuple[str, ...]) -> Output:
-    """Keep SKUs off this connection (status excluded: never looked up, linked or synced)."""
-    return _operation(listing_service.exclude_listings(_hub(ctx), name, list(skus)), "exclude")
-
-
-@listings_group.command("include")
-@click.argument("name")
-@_sku_option
-@renders
-@click.pass_context
-def listings_include(ctx: click.Context, name: str, skus: tuple[str, ...]) -> Output:
-    """Undo exclude: the SKUs are linked again by the next 'hub listings link'."""
-    return _operation(listing_service.include_listings(_hub(ctx), name, list(skus)), "include")
+_sku_command(
+    "link",
+    listing_service.link_listings,
+    "link",
+    "Link SKUs to the channel's existing products (default: every SKU not yet linked).",
+    every_sku_by_default=True,
+)
+_sku_command(
+    "unlink", listing_service.unlink_listings, "unlink", "Unlink SKUs from their channel products."
+)
+_sku_command(
+    "relink",
+    listing_service.relink_listings,
+    "relink",
+    "Unlink and link again (the fix for a broken listing).",
+)
+_sku_command(
+    "exclude",
+    listing_service.exclude_listings,
+    "exclude",
+    "Keep SKUs off this connection (status excluded: never looked up, linked or synced).",
+)
+_sku_command(
+    "include",
+    listing_service.include_listings,
+    "include",
+    "Undo exclude: the SKUs are linked again by the next 'hub listings link'.",
+)
 
 
 @listings_group.command("list")
@@ -646,17 +655,12 @@ def listings_include(ctx: click.Context, name: str, skus: tuple[str, ...]) -> Ou
 def listings_list(ctx: click.Context, name: str, status: str | None) -> Output:
     """List a connection's listings."""
     data = listing_service.list_listings(_hub(ctx), name, status)
-    return Output(data, functools.partial(_listings, name=name, status=status))
-
-
-def _listings(data: list[dict[str, Any]], name: str, status: str | None) -> Iterator[str]:
-    if not data:
-        yield f"No listings{' with status ' + status if status else ''} for {name!r}."
-        return
-    yield from _table(
+    text = _rows(
+        f"No listings{' with status ' + status if status else ''} for {name!r}.",
         ["SKU", "STATUS", "CHANNEL_PRODUCT_ID", "MESSAGE"],
-        ([i["sku"], i["status"], i["channel_product_id"], i["message"]] for i in data),
+        lambda i: [i["sku"], i["status"], i["channel_product_id"], i["message"]],
     )
+    return Output(data, text)
 
 
 @listings_group.command("sync")
@@ -670,15 +674,13 @@ def listings_sync(ctx: click.Context, name: str, dry_run: bool) -> Output:
     return _operation(result, "sync (dry run)" if dry_run else "sync")
 
 
-@listings_group.command("publish")
-@click.argument("name")
-@_sku_option
-@renders
-@click.pass_context
-def listings_publish(ctx: click.Context, name: str, skus: tuple[str, ...]) -> Output:
-    """Create new channel products for SKUs (where the channel supports it)."""
-    result = listing_service.publish_listings(_hub(ctx), name, list(skus) or None)
-    return _operation(result, "publish")
+_sku_command(
+    "publish",
+    listing_service.publish_listings,
+    "publish",
+    "Create new channel products for SKUs (where the channel supports it).",
+    every_sku_by_default=True,
+)
 
 
 # --- shipping mappings ----------------------------------------------------------------------
@@ -717,16 +719,13 @@ def _mapping_added(data: dict[str, Any], channel_text: str, policy: str) -> Iter
 def mappings_list(ctx: click.Context, name: str) -> Output:
     """List a connection's mappings."""
     data = shipping_service.list_mappings(_hub(ctx), name)
-    return Output(data, functools.partial(_mappings, name=name))
-
-
-def _mappings(data: list[dict[str, Any]], name: str) -> Iterable[str]:
-    if not data:
-        return [
-            f"No shipping mappings for {name!r}. Add one with 'hub shipping-mappings add {name} "
-            "--channel-text TEXT --policy POLICY'."
-        ]
-    return _table(["CHANNEL_TEXT", "POLICY"], ([i["channel_text"], i["policy"]] for i in data))
+    text = _rows(
+        f"No shipping mappings for {name!r}. Add one with 'hub shipping-mappings add {name} "
+        "--channel-text TEXT --policy POLICY'.",
+        ["CHANNEL_TEXT", "POLICY"],
+        lambda i: [i["channel_text"], i["policy"]],
+    )
+    return Output(data, text)
 
 
 @mappings_group.command("remove")
@@ -772,17 +771,13 @@ def orders_list(ctx: click.Context, connection: str | None, status: str | None) 
     return Output(order_service.list_orders(_hub(ctx), connection, status), _orders)
 
 
-def _orders(data: list[dict[str, Any]]) -> Iterator[str]:
-    if not data:
-        yield "No orders. Import them with 'hub orders get NAME'."
-        return
-    yield from _table(
-        ["CONNECTION", "ORDER", "STATUS", "LINES", "HOLD_REASON"],
-        (
-            [o["connection"], o["channel_order_id"], o["status"], _order_lines(o), o["hold_reason"]]
-            for o in data
-        ),
-    )
+_orders = _rows(
+    "No orders. Import them with 'hub orders get NAME'.",
+    ["CONNECTION", "ORDER", "STATUS", "LINES", "HOLD_REASON"],
+    lambda o: [
+        o["connection"], o["channel_order_id"], o["status"], _order_lines(o), o["hold_reason"]
+    ],
+)
 
 
 @orders_group.command("show")
@@ -1063,25 +1058,19 @@ def runs_list(ctx: click.Context, connection: str | None) -> Output:
     return Output(run_service.list_runs(_hub(ctx), connection), _runs)
 
 
-def _runs(data: list[dict[str, Any]]) -> Iterator[str]:
-    if not data:
-        yield "No runs yet."
-        return
-    yield from _table(
-        ["RUN", "STARTED", "CONNECTION", "OPERATION", "STATUS", "COUNTS"],
-        (
-            [
-                r["run_id"],
-                r["started_at"][:19].replace("T", " "),
-                r["connection"],
-                r["operation"],
-                r["status"],
-                _counts_text(r["counts"]),
-            ]
-            for r in data
-        ),
-        right={0},
-    )
+_runs = _rows(
+    "No runs yet.",
+    ["RUN", "STARTED", "CONNECTION", "OPERATION", "STATUS", "COUNTS"],
+    lambda r: [
+        r["run_id"],
+        r["started_at"][:19].replace("T", " "),
+        r["connection"],
+        r["operation"],
+        r["status"],
+        _counts_text(r["counts"]),
+    ],
+    right={0},
+)
 
 
 @runs_group.command("show")
