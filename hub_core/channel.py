@@ -134,9 +134,14 @@ class ChannelConnection:
     on_save_config: Callable[[dict[str, Any]], None] | None = None
     on_health: Callable[[str, str], None] | None = None
     resources: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
-    _redactor: Redactor | None = dataclasses.field(
-        default=None, init=False, repr=False, compare=False
+    #: The one object that masks this connection's secrets (see :mod:`hub_core.redaction`).
+    redactor: Redactor = dataclasses.field(
+        default_factory=Redactor, init=False, repr=False, compare=False
     )
+
+    def __post_init__(self) -> None:
+        # Followed, not copied: the values change as tokens are refreshed.
+        self.redactor.follow(lambda: self.secrets, key="connection")
 
     def keep(self, key: str, build: Callable[[], _R]) -> _R:
         """The plugin's per-run resource ``key`` (its HTTP client, say), built by ``build`` on
@@ -190,14 +195,6 @@ class ChannelConnection:
         channel's secret environment variables."""
         values = [str(self.config[k]) for k in self.secret_keys if self.config.get(k)]
         return values + [os.environ[e] for e in self.secret_env if os.environ.get(e)]
-
-    @property
-    def redactor(self) -> Redactor:
-        """The one object that masks this connection's secrets (made on first use)."""
-        if self._redactor is None:
-            self._redactor = Redactor()
-            self._redactor.follow(lambda: self.secrets)  # values change: tokens are refreshed
-        return self._redactor
 
 
 @dataclasses.dataclass(frozen=True)
