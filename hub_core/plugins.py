@@ -449,13 +449,10 @@ class Registry:
         try:
             with redactor.active():
                 result = caller(**kwargs)
-        except NeedsReauth as exc:
-            if connection is not None:
+        except Exception as exc:
+            if isinstance(exc, NeedsReauth) and connection is not None:
                 exc.message = channel.reauth_message(connection.name, exc.message)
                 exc.args = (exc.message,)
-            redactor.exception(exc)
-            raise
-        except Exception as exc:
             redactor.exception(exc)
             raise
         finally:
