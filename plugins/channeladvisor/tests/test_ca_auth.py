@@ -235,6 +235,47 @@ def test_invalid_client_says_to_fix_the_operator_credentials_not_to_reauthorize(
         assert secret not in caplog.text + message + caught.value.detail
 
 
+def test_a_bare_401_from_the_token_endpoint_is_retried_once(ca, conn, h, waits) -> None:
+    """No OAuth error, no documented refusal (those are 400s): one more try, not needs_reauth."""
+    connection = conn(expires_at=time.time() - 5)
+    token = ca.token(
+        {"status_code": 401, "text": ""},
+        {"json": {"access_token": h.FRESH, "expires_in": 3600}},
+    )
+    ca.get("Products", ROW)
+    assert link(connection)[0].channel_product_id == "11"
+    assert token.call_count == 2 and len(waits) == 1
+    assert connection.health == "ok" and connection.recorder.health == []
+    assert bearer(ca.sent("GET")[0]) == f"Bearer {h.FRESH}"
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        pytest.param({"status_code": 401, "text": ""}, id="bare-401-twice"),
+        pytest.param({"status_code": 400, "text": "Bad Request"}, id="then-plain-400"),
+    ],
+)
+def test_a_bare_401_refused_again_marks_needs_reauth(
+    ca, conn, waits, second: dict[str, Any]
+) -> None:
+    connection = conn(expires_at=time.time() - 5)
+    token = ca.token({"status_code": 401, "text": "Unauthorized"}, second)
+    with pytest.raises(NeedsReauth):
+        link(connection)
+    assert token.call_count == 2 and len(waits) == 1
+    assert connection.health == "needs_reauth" and ca.api_sent() == []
+
+
+def test_a_401_naming_invalid_grant_marks_needs_reauth_at_once(ca, conn, waits) -> None:
+    connection = conn(expires_at=time.time() - 5)
+    token = ca.token({"status_code": 401, "json": {"error": "invalid_grant"}})
+    with pytest.raises(NeedsReauth):
+        link(connection)
+    assert token.call_count == 1 and waits == []
+    assert connection.health == "needs_reauth" and ca.api_sent() == []
+
+
 def test_token_endpoint_server_error_is_retried(ca, conn, waits) -> None:
     connection = conn(expires_at=time.time() - 5)
     token = ca.token(

@@ -114,6 +114,33 @@ def test_invalid_grant_marks_needs_reauth(ca_sandbox: Sandbox) -> None:
     assert connection.health == "needs_reauth"
 
 
+def test_an_unexplained_401_from_the_token_endpoint_is_tried_again_once(
+    ca_sandbox: Sandbox,
+) -> None:
+    """A bare 401 (no OAuth error) is not a refusal of the refresh token: one more try (the
+    conftest's ``waits`` keeps the back-off from sleeping)."""
+    from hub_channeladvisor.client import auth
+
+    ca_sandbox.seed_products([{"Sku": "A", "Quantity": 1}])
+    connection = connect(ca_sandbox)
+    connection.config = {**connection.config, "access_token": "stale"}
+    ca_sandbox.fail_next("401", pattern="oauth2/token")
+    [result] = plugin.hub_link_listings(connection=connection, items=[item("A")])
+    assert result.status == ListingStatus.LINKED
+    assert connection.health != "needs_reauth"
+    tokens = [e for e in ca_sandbox.request_log()["entries"] if e["path"] == "/oauth2/token"]
+    assert [e["status"] for e in tokens] == [401, 200]
+    # Twice in a row it is a refusal after all.
+    auth.reset_token_stores()
+    connection = connect(ca_sandbox)
+    connection.config = {**connection.config, "access_token": "stale"}
+    ca_sandbox.expire_access_tokens()
+    ca_sandbox.fail_next("401", 2, pattern="oauth2/token")
+    with pytest.raises(NeedsReauth):
+        plugin.hub_link_listings(connection=connection, items=[item("A")])
+    assert connection.health == "needs_reauth"
+
+
 def order(*items: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {
         "CreatedDateUtc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

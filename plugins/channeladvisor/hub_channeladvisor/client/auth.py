@@ -10,9 +10,12 @@
   means the operator's application id or shared secret is wrong — an
   :class:`~hub_core.errors.AuthError` saying to fix those, the merchant's authorization is
   untouched; ``invalid_grant`` (and a refusal without a code: a 400 whose body may be plain
-  text, or a 401) marks the connection ``needs_reauth`` and raises
+  text) marks the connection ``needs_reauth`` and raises
   :class:`~hub_core.errors.NeedsReauth`; from then on no request is sent for that connection
   until it is reconnected.
+* A bare 401 from the token endpoint (no OAuth error) is not a documented refusal (reference
+  §1: refusals are 400s) and says nothing about the refresh token, so it is retried once, as
+  a transient failure; a second one in a row is taken as a refusal (``needs_reauth``).
 * Thread-safe: the token state lives in a process-wide :class:`TokenStore` per refresh token,
   so several threads (and several operations) refresh once between them.
 """
@@ -32,7 +35,7 @@ import requests
 
 from hub_channeladvisor.client import outcomes
 from hub_channeladvisor.client.answers import refuse_redirect
-from hub_channeladvisor.client.outcomes import BackoffPolicy
+from hub_channeladvisor.client.outcomes import Action, BackoffPolicy, Kind, Resolution
 from hub_channeladvisor.client.retry import Answer, RetryEngine
 from hub_channeladvisor.schemas import (
     APPLICATION_ID_ENV,
@@ -51,6 +54,8 @@ REFRESH_MARGIN = 60.0
 REFRESH_FAILED = "Could not refresh the ChannelAdvisor access token: "
 #: Lifetime assumed when the token answer has no ``expires_in`` (reference §1: one hour).
 DEFAULT_LIFETIME = 3600.0
+#: A 401 from the token endpoint without an OAuth error: retried once (see the module docs).
+BARE_401 = Resolution(Action.RETRY, Kind.TRANSIENT, "ChannelAdvisor's token endpoint answered 401")
 
 
 def client_refused_message(name: str) -> str:
@@ -160,6 +165,8 @@ class Authenticator(requests.auth.AuthBase):
         self.persist = persist or (lambda change: change())
         self.clock = clock
         self.honour_health = honour_health
+        #: Whether the refresh in progress has had its one retry of a bare 401.
+        self._bare_401_retried = False
         self.application_id, self._shared_secret = resolve_credentials(connection.config)
         self._refresh_token = str(connection.config["refresh_token"])
         self.store = token_store(self.token_url, self.application_id, self._refresh_token)
@@ -236,6 +243,8 @@ class Authenticator(requests.auth.AuthBase):
             target=target,
             line="token refresh " + outcomes.request_line("POST", self.token_url),
         )
+        # One bare 401 may be retried in each refresh.
+        self._bare_401_retried = False
         final = engine.run_one(self._post_token)
         if final.ok:
             return self._store_token(final.body)
@@ -264,6 +273,15 @@ class Authenticator(requests.auth.AuthBase):
             return Answer.of_error(exc)
         # A refusal may come as plain text (reference §1, SV a8b73af): check the status
         # before reading JSON.
+        if (
+            response.status_code == 401
+            and not self._bare_401_retried
+            and not oauth_error(response.text)
+        ):
+            # Unexplained (a gateway's, a glitch's): worth one more try before the merchant
+            # is asked to reconnect.
+            self._bare_401_retried = True
+            return dataclasses.replace(Answer.of_response(response), resolution=BARE_401)
         if response.status_code in (400, 401):
             self._refused(response.status_code, response.text)
         answer = Answer.of_response(response)
