@@ -7,13 +7,16 @@ The tests with real workers, brokers and PostgreSQL are in ``test_scale.py``.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from celery.exceptions import MaxRetriesExceededError, Retry
+from sqlalchemy import func, select
 
 from hub_core.errors import ChannelError, ExitCode, NotFound, RunInProgress
+from hub_core.models import Order
 from hub_core.services import Hub
 from hub_core.services.connections import add_connection, configure_connection, open_run
 from hub_core.services.context import OperationResult
@@ -216,15 +219,17 @@ def test_dispatch_plan_in_order_and_only_supported(
 
 
 class FakeRequest:
-    def __init__(self, retries: int) -> None:
+    def __init__(self, retries: int, redelivered: bool = False) -> None:
         self.retries = retries
+        self.id = "task-1"
+        self.delivery_info = {"redelivered": redelivered}
 
 
 class FakeTask:
     """Stands for the bound Celery task: records retries as Celery's ``retry`` would."""
 
-    def __init__(self, retries: int = 0, max_retries: int = 6) -> None:
-        self.request = FakeRequest(retries)
+    def __init__(self, retries: int = 0, max_retries: int = 6, redelivered: bool = False) -> None:
+        self.request = FakeRequest(retries, redelivered)
         self.retried: list[dict[str, Any]] = []
         self.max_retries = max_retries
 
@@ -256,6 +261,22 @@ def test_task_runs_the_operation_with_its_trigger(
     step = tasks.run_operation(FakeTask(), shop, "get_orders", trigger="schedule")
     assert step["status"] == "ok" and [r["ref"] for r in step["records"]] == ["O-1"]
     assert task_hub.trigger == "cli"  # the shared hub is not changed by a task
+
+
+def test_a_redelivered_task_runs_again_harmlessly_and_says_so(
+    task_hub: Hub, shop: str, store: FakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its worker died after the run: the broker hands the task over again (acks_late)."""
+    store.add_order([("SKU-1", 1)], shipping_text="UPS - Ground", order_id="O-1")
+    first = tasks.run_operation(FakeTask(), shop, "get_orders")
+    assert [r["ref"] for r in first["records"]] == ["O-1"]
+    assert "redelivered" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="hub.worker"):
+        again = tasks.run_operation(FakeTask(redelivered=True), shop, "get_orders")
+    assert again["status"] == "ok" and again["records"] == []
+    assert "hub task task-1 redelivered: get_orders on shop runs again" in caplog.text
+    with task_hub.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Order)) == 1
 
 
 def test_task_retries_a_transient_failure_with_backoff(

@@ -124,6 +124,12 @@ def run_operation(
     """Run ``operation`` on ``connection`` once; return its JSON step (see module docs)."""
     if operation not in OPERATIONS:
         return {"operation": operation, "status": "failed", "message": "unknown operation"}
+    if (task.request.delivery_info or {}).get("redelivered"):
+        # Its worker died holding it (or it outlived the broker's visibility timeout): run it
+        # again, which is harmless (see the module docs). Counted by bench/chaos.py.
+        log.warning(
+            "hub task %s redelivered: %s on %s runs again", task.request.id, operation, connection
+        )
     if due:
         # How late the scheduler's task started (from due to start), for `bench/fleet.py`.
         lag = (datetime.now(UTC) - datetime.fromisoformat(due)).total_seconds()
