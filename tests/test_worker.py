@@ -135,7 +135,7 @@ def test_an_unreachable_broker_is_one_clear_error_naming_it(
 @pytest.mark.parametrize(
     ("variable", "value"),
     [("HUB_SCHEDULE_SCALE", "fast"), ("HUB_SCHEDULE_REFRESH", "-1"),
-     ("HUB_BROKER_VISIBILITY_TIMEOUT", "soon")],
+     ("HUB_BROKER_VISIBILITY_TIMEOUT", "soon"), ("HUB_BROKER_RESTORE_SECONDS", "0")],
 )  # fmt: skip
 def test_bad_scale_settings_stop_the_scheduler_with_exit_2(
     cli_shop: Any, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
@@ -335,6 +335,21 @@ def test_task_settings_are_those_of_the_issue() -> None:
     assert task.acks_late is True and task.reject_on_worker_lost is True
     assert app.conf.worker_prefetch_multiplier == 1
     assert make_app("amqp://guest:guest@127.0.0.1:5672//").conf.result_backend == "rpc://"
+
+
+def test_the_sweep_for_abandoned_tasks_follows_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("HUB_BROKER_VISIBILITY_TIMEOUT", raising=False)
+    monkeypatch.delenv("HUB_BROKER_RESTORE_SECONDS", raising=False)
+    options = make_app("redis://127.0.0.1:6379/0").conf.broker_transport_options
+    assert options == {"visibility_timeout": 3600}  # kombu's sweep, about every 100 s
+    monkeypatch.setenv("HUB_BROKER_VISIBILITY_TIMEOUT", "30")
+    monkeypatch.setenv("HUB_BROKER_RESTORE_SECONDS", "5")
+    options = make_app("redis://127.0.0.1:6379/0").conf.broker_transport_options
+    assert options == {
+        "visibility_timeout": 30, "unacked_restore_interval": 5, "unacked_restore_throttle": 1
+    }
 
 
 # --- the scheduler reads the database -----------------------------------------------------------

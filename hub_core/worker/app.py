@@ -25,6 +25,9 @@ RESULT_BACKEND_ENV = "HUB_RESULT_BACKEND"
 #: worker. RabbitMQ redelivers as soon as the worker's connection drops.
 VISIBILITY_TIMEOUT_ENV = "HUB_BROKER_VISIBILITY_TIMEOUT"
 DEFAULT_VISIBILITY_TIMEOUT = 3600
+#: Seconds between a Redis worker's sweeps for such tasks (unset: kombu's, about 100 s). A
+#: task is handed out again at the first sweep after its visibility timeout.
+RESTORE_SECONDS_ENV = "HUB_BROKER_RESTORE_SECONDS"
 #: The queue dispatched and scheduled tasks go to, and workers take from by default
 #: (``HUB_QUEUE``; one per hub installation sharing a broker).
 QUEUE_ENV = "HUB_QUEUE"
@@ -56,15 +59,27 @@ def safe_url(url: str) -> str:
     return str(maybe_sanitize_url(url))
 
 
-def _visibility_timeout() -> int:
-    raw = os.environ.get(VISIBILITY_TIMEOUT_ENV, "").strip()
+def _seconds(variable: str, example: int) -> int | None:
+    """A positive whole number of seconds from ``variable``, or None when it is unset."""
+    raw = os.environ.get(variable, "").strip()
     if not raw:
-        return DEFAULT_VISIBILITY_TIMEOUT
+        return None
     if not raw.isdigit() or int(raw) <= 0:
         raise InvalidInput(
-            f"{VISIBILITY_TIMEOUT_ENV}={raw!r} must be a whole number of seconds, e.g. 3600."
+            f"{variable}={raw!r} must be a whole number of seconds, e.g. {example}."
         )
     return int(raw)
+
+
+def _transport_options() -> dict[str, int]:
+    options = {
+        "visibility_timeout": _seconds(VISIBILITY_TIMEOUT_ENV, 3600) or DEFAULT_VISIBILITY_TIMEOUT
+    }
+    restore = _seconds(RESTORE_SECONDS_ENV, 10)
+    if restore is not None:
+        # kombu sweeps every interval * throttle seconds; one scan per tick.
+        options.update(unacked_restore_interval=restore, unacked_restore_throttle=1)
+    return options
 
 
 def make_app(broker: str | None = None) -> Celery:
@@ -83,7 +98,7 @@ def make_app(broker: str | None = None) -> Celery:
         result_expires=3600,
         broker_connection_timeout=CONNECT_TIMEOUT,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": _visibility_timeout()},
+        broker_transport_options=_transport_options(),
         # Publishing retries a little, then says the broker is gone (no endless hang).
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
         worker_hijack_root_logger=True,
