@@ -1,18 +1,24 @@
 """Chaos: exactly-once through network faults, throttling, lost answers and SIGKILLs.
 
-Against the ChannelAdvisor sandbox (served from this process), the hub's CLI runs as child
-processes, exactly as a merchant's cron would run it, for ``--cycles`` cycles of:
+Against the ChannelAdvisor sandbox (served from this process), the hub runs as child
+processes for ``--cycles`` cycles of:
 
     catalog changes -> link -> sync listings -> new orders on the channel (some cancelled
     there after the import) -> get orders -> shipments recorded (partial and full) -> sync
     orders
 
-while a fraction ``--fault-rate`` of the requests fail (500, 503, 429, connection reset,
-timeout, 401 in mid-run, an answer lost after the change was applied), and the hub is
-killed with SIGKILL ``--kills`` times: at a commit point (``HUB_CRASH_AT``, see
-``hub_core/crash.py``) or after a random delay, inside or between the calls of an
-operation. Then faults are turned off, ``hub run`` settles everything, and the sandbox is
-compared with the hub:
+Each operation runs either as a CLI command (``hub orders get shop``, as a merchant's cron
+would run it) or as a task dispatched to a Celery worker (``hub worker``), chosen at random
+among ``--via`` (default both). With the worker, the hub's database is a throw-away
+PostgreSQL database and the broker a Redis database (``--broker``) with a queue of the run's
+own. A fraction ``--fault-rate`` of the requests fail (500, 503, 429, connection reset,
+timeout, 401 in mid-run, an answer lost after the change was applied), and the process
+running the operation (the CLI, or the worker) is killed with SIGKILL ``--kills`` times in
+all: at a commit point (``HUB_CRASH_AT``, see ``hub_core/crash.py``) or after a random delay,
+inside or between the calls of an operation. A killed CLI command is run again, as the next
+cron run would; a killed worker is restarted, and the broker hands its unacknowledged task
+to it again (``redeliveries``). Then faults are turned off, ``hub run`` settles everything,
+and the sandbox is compared with the hub:
 
 * every order created on the channel is imported once (``duplicate_orders``,
   ``lost_orders``) and marked exported there (``unacknowledged_orders``);
@@ -23,7 +29,7 @@ compared with the hub:
   (``mismatched_listings``).
 
     .venv/bin/python bench/chaos.py [--cycles 8] [--kills 20] [--fault-rate 0.2] \\
-        [--seed 1] [--json]
+        [--seed 1] [--via cli,worker] [--postgres URL] [--broker URL] [--json]
 
 It asserts nothing; ``tests/chaos/`` runs a short version and asserts the zeros.
 """
@@ -35,6 +41,7 @@ import csv
 import json
 import os
 import random
+import secrets
 import signal
 import subprocess
 import sys
@@ -77,7 +84,125 @@ OPERATION_COMMANDS = {
     "get_orders": ["orders", "get", CONNECTION],
     "sync_orders": ["orders", "sync", CONNECTION],
 }
+#: The worker's task for each operation (``hub dispatch --operation``).
+OPERATION_TASKS = {
+    "link": "link_listings",
+    "sync_listings": "sync_listings",
+    "get_orders": "get_orders",
+    "sync_orders": "sync_orders",
+}
 assert all(p in POINTS for points in OPERATION_POINTS.values() for p in points)
+#: Where an operation runs: a CLI command, or a task of a Celery worker.
+VIAS = ("cli", "worker")
+DEFAULT_POSTGRES = os.environ.get(
+    "HUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+#: A Redis database of its own (the queue is the run's own too).
+DEFAULT_BROKER = "redis://127.0.0.1:6379/13"
+#: Seconds before Redis hands a killed worker's unacknowledged task out again (production
+#: keeps the default hour; a task running longer than this is handed out again too, which
+#: must be as harmless as a redelivery after a kill), and between the worker's sweeps for
+#: such tasks.
+VISIBILITY_TIMEOUT = 15
+RESTORE_SECONDS = 2
+KILLED = -signal.SIGKILL
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL database made for the run and dropped after it."""
+
+    def __init__(self, admin_url: str) -> None:
+        import psycopg
+        from psycopg import sql
+        from sqlalchemy import make_url
+
+        base = make_url(admin_url)
+        self.name = f"hub_chaos_{os.getpid()}_{secrets.token_hex(3)}"
+        self.admin = psycopg.connect(
+            host=base.host or "127.0.0.1", port=base.port or 5432,
+            user=base.username or "postgres", password=base.password,
+            dbname=base.database or "postgres", autocommit=True, connect_timeout=5,
+        )  # fmt: skip
+        self.admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
+        self.url = base.set(database=self.name).render_as_string(hide_password=False)
+
+    def drop(self) -> None:
+        from psycopg import sql
+
+        self.admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
+        )
+        self.admin.close()
+
+
+class Worker:
+    """``hub worker`` as a child process (one thread, so a kill hits the task it holds):
+    started, SIGKILLed and restarted by its own pid; every start appends to one log."""
+
+    def __init__(self, hub_bin: str, env: dict[str, str], log: Path) -> None:
+        self.hub_bin = hub_bin
+        self.env = env
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+        #: The ``HUB_CRASH_AT`` this process was started with.
+        self.armed: str | None = None
+        self.starts = 0
+
+    def start(self, crash_at: str | None = None) -> None:
+        """Start a worker (stopping the one running), dying at ``crash_at`` if given."""
+        self.stop()
+        env = dict(self.env)
+        if crash_at:
+            env[CRASH_ENV] = crash_at
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [self.hub_bin, "worker", "--concurrency", "1", "--loglevel", "INFO"],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        self.armed = crash_at
+        self.starts += 1
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def died(self) -> bool:
+        """Whether the worker was running and was killed (at a crash point, or by the run).
+
+        :raises SystemExit: it ended otherwise (it could not start: the log says why).
+        """
+        code = None if self.process is None else self.process.poll()
+        if code is None:
+            return False
+        if code != KILLED:
+            tail = self.log.read_text(errors="replace")[-2000:]
+            raise SystemExit(f"hub worker exited {code}:\n{tail}")
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, the task in hand unacknowledged."""
+        if self.alive():
+            assert self.process is not None
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """SIGTERM (Celery's warm shutdown), SIGKILL if it is still there after 30 s."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+        self.process = None
+
+    def redeliveries(self) -> int:
+        """Tasks the worker got again (hub_core/worker/tasks.py logs each one)."""
+        if not self.log.exists():
+            return 0
+        return self.log.read_text(errors="replace").count(" redelivered: ")
 
 
 class Chaos:
@@ -87,7 +212,7 @@ class Chaos:
         self.args = args
         self.rng = random.Random(args.seed)
         self.workdir = workdir
-        self.database_url = f"sqlite:///{workdir / 'hub.db'}"
+        self.vias: list[str] = args.via
         self.hub_bin = str(Path(sys.executable).with_name("hub"))
         self.env = {
             **os.environ,
@@ -95,6 +220,25 @@ class Chaos:
             "HUB_CHANNELADVISOR_READ_TIMEOUT": str(READ_TIMEOUT),
         }
         self.env.pop(CRASH_ENV, None)
+        self.postgres: ThrowawayPostgres | None = None
+        self.worker: Worker | None = None
+        self.app: Any = None
+        self.queue = f"hub-chaos-{secrets.token_hex(4)}"
+        if "worker" in self.vias:
+            # The worker's processes share the database: PostgreSQL, as in production.
+            self.postgres = ThrowawayPostgres(args.postgres)
+            self.database_url = self.postgres.url
+            worker_env = {
+                **self.env,
+                "HUB_DATABASE_URL": self.database_url,
+                "HUB_BROKER_URL": args.broker,
+                "HUB_QUEUE": self.queue,
+                "HUB_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+                "HUB_BROKER_RESTORE_SECONDS": str(RESTORE_SECONDS),
+            }
+            self.worker = Worker(self.hub_bin, worker_env, workdir / "worker.log")
+        else:
+            self.database_url = f"sqlite:///{workdir / 'hub.db'}"
         self.harness = ChannelAdvisorHarness(workdir)
         self.skus: list[str] = []
         self.created_orders: list[str] = []
@@ -103,6 +247,10 @@ class Chaos:
         self.cancelled_at: dict[str, datetime] = {}
         self.kills = 0
         self.kills_by_way: Counter[str] = Counter()
+        self.kills_by_process: Counter[str] = Counter()
+        self.operations_by_process: Counter[str] = Counter()
+        #: Worker kills with a task in hand: each task must be handed out again and finish.
+        self.tasks_killed = 0
         self.commands = 0
         self.exit_codes: Counter[int] = Counter()
         self.steps_left = args.cycles * len(OPERATION_COMMANDS)
@@ -133,20 +281,31 @@ class Chaos:
         self.commands += 1
         code = process.returncode
         if os.environ.get("HUB_CHAOS_TRACE"):
-            print(f"[{code:>3}] hub {' '.join(argv)[:70]}", file=sys.stderr)
+            # Connection values are secrets (tokens): never echoed.
+            shown = [
+                "=".join(a.split("=", 2)[:2]) + "=***" if a.startswith("--set=") else a
+                for a in argv
+            ]
+            print(f"[{code:>3}] hub {' '.join(shown)[:70]}", file=sys.stderr)
             if code not in (0, -signal.SIGKILL):
                 print("      " + err.strip().replace("\n", "\n      ")[-1500:], file=sys.stderr)
         self.exit_codes[code] += 1
-        if code == -signal.SIGKILL:
-            # Time passes: the dead run's lease expires and the next run may take over.
-            db = Database(self.database_url, upgrade=False)
-            try:
-                expire_all(db)
-            finally:
-                db.dispose()
-            self.kills += 1
-            self.kills_by_way["commit_point" if crash_at else "timer"] += 1
+        if code == KILLED:
+            self.killed("cli", crash_at)
         return code, out
+
+    def killed(self, process: str, crash_at: str | None) -> None:
+        """Count a kill of ``process`` (cli, worker); the dead run's lease is given up."""
+        # Time passes: the dead run's lease expires and the next run may take over (the real
+        # expiry, HUB_LEASE_SECONDS, is tested in tests/test_leases.py).
+        db = Database(self.database_url, upgrade=False)
+        try:
+            expire_all(db)
+        finally:
+            db.dispose()
+        self.kills += 1
+        self.kills_by_way["commit_point" if crash_at else "timer"] += 1
+        self.kills_by_process[process] += 1
 
     def _kill_inside(self, process: subprocess.Popen[str], delay: float) -> None:
         """SIGKILL ``process`` ``delay`` seconds after the channel saw its first request (a
@@ -170,27 +329,97 @@ class Chaos:
         return json.loads(out)
 
     def operation(self, name: str) -> None:
-        """Run one operation, maybe killing it: kills are spread over the steps left."""
+        """Run one operation (by the CLI or a worker), maybe killing it: kills are spread over
+        the steps left."""
+        # One via: no draw, so a CLI-only run keeps the random sequence of earlier versions.
+        via = self.rng.choice(self.vias) if len(self.vias) > 1 else self.vias[0]
+        self.operations_by_process[via] += 1
         kills_left = self.args.kills - self.kills
         chance = kills_left / max(1, self.steps_left)
         self.steps_left -= 1
         command = OPERATION_COMMANDS[name]
+
+        def run(crash_at: str | None = None, kill_after: float | None = None) -> int:
+            if via == "worker":
+                return self.dispatch(name, crash_at=crash_at, kill_after=kill_after)
+            return self.hub(*command, crash_at=crash_at, kill_after=kill_after)[0]
+
         if self.rng.random() >= chance:
-            self.hub(*command)
+            run()
             return
         # A planned kill can miss (the point was not reached, the run ended first): try again,
         # at most three times; the operation is run again anyway, as cron would.
         for _ in range(3):
             if self.rng.random() < 0.5:
                 point = self.rng.choice(OPERATION_POINTS[name])
-                code, _ = self.hub(*command, crash_at=f"{point}:{self.rng.randint(1, 2)}")
+                code = run(crash_at=f"{point}:{self.rng.randint(1, 2)}")
             else:
-                code, _ = self.hub(*command, kill_after=self.rng.uniform(0.0, 1.5))
-            if code == -signal.SIGKILL:
+                code = run(kill_after=self.rng.uniform(0.0, 1.5))
+            if code == KILLED:
                 break
-        if code == -signal.SIGKILL:
-            # The next run (cron's, a retry) starts from what the killed one committed.
+        if code == KILLED and via == "cli":
+            # The next run (cron's, a retry) starts from what the killed one committed. (A
+            # worker's task is handed out again by the broker: that was its next run.)
             self.hub(*command)
+
+    def dispatch(
+        self, name: str, *, crash_at: str | None = None, kill_after: float | None = None
+    ) -> int:
+        """Run one operation as a task of the worker, as ``hub dispatch --wait`` does; kill the
+        worker at ``crash_at`` (it is started with ``HUB_CRASH_AT``) or ``kill_after`` seconds
+        into the task's talking to the channel, restart it, and wait for the task to finish.
+
+        :return: the exit code ``hub dispatch --wait`` gives the run; -9 when the worker was
+            killed holding the task (which then ran again, redelivered).
+        """
+        from hub_core.worker.dispatch import Planned, enqueue
+        from hub_core.worker.tasks import step_exit_code
+
+        worker = self.worker
+        assert worker is not None
+        began = time.monotonic()
+        if crash_at or worker.armed or not worker.alive():
+            worker.start(crash_at)
+        planned = [Planned(CONNECTION, [OPERATION_TASKS[name]])]
+        seen = self.harness.sandbox.request_log(entries=False)["total"]
+        enqueue(self.app, planned, wait=True)
+        result = planned[0].results[0]
+        killed = False
+        kill_at: float | None = None
+        deadline = time.monotonic() + COMMAND_LIMIT
+        while not result.ready():
+            now = time.monotonic()
+            if now > deadline:
+                raise SystemExit(f"the worker's {name} ran past {COMMAND_LIMIT} s")
+            if kill_after is not None and not killed:
+                if kill_at is None:
+                    if self.harness.sandbox.request_log(entries=False)["total"] > seen:
+                        kill_at = now + kill_after
+                elif now >= kill_at:
+                    worker.kill()
+            if worker.died():
+                killed = True
+                self.worker_killed(began)
+                kill_after = None
+            time.sleep(0.05)
+        if worker.died():
+            # Killed after the result was stored and before the task was acknowledged.
+            killed = True
+            self.worker_killed(began)
+        if worker.armed:
+            worker.start()  # a planned crash point that was not reached must not linger
+        self.commands += 1
+        step = result.get(propagate=False)
+        code = int(step_exit_code(step)) if isinstance(step, dict) else 1
+        if os.environ.get("HUB_CHAOS_TRACE"):
+            seconds = time.monotonic() - began
+            print(
+                f"[{code:>3}] worker {name} {crash_at or ''}{' (killed)' if killed else ''} "
+                f"{seconds:.1f} s",
+                file=sys.stderr,
+            )
+        self.exit_codes[code] += 1
+        return KILLED if killed else code
 
     # -- the story -------------------------------------------------------------------------
 
@@ -347,9 +576,12 @@ class Chaos:
         self.operation("sync_orders")
 
     def settle(self) -> float:
-        """Faults off; ``hub run`` until it exits 0 twice in a row (at most 8 runs)."""
+        """Faults off; the worker's tasks all finished (redeliveries included); ``hub run``
+        until it exits 0 twice in a row (at most 8 runs)."""
         started = time.monotonic()
         self.harness.sandbox.clear_faults()
+        if self.worker is not None:
+            self.drain()
         clean = 0
         for _ in range(8):
             code, _ = self.hub("run", CONNECTION)
@@ -357,6 +589,61 @@ class Chaos:
             if clean == 2:
                 break
         return round(time.monotonic() - started, 2)
+
+    def worker_killed(self, began: float) -> None:
+        """The worker died holding a task: count the kill, start a new worker, to which the
+        broker hands the task again."""
+        assert self.worker is not None
+        if os.environ.get("HUB_CHAOS_TRACE"):
+            print(f"      killed after {time.monotonic() - began:.1f} s", file=sys.stderr)
+        self.killed("worker", self.worker.armed)
+        self.tasks_killed += 1
+        self.worker.start()
+
+    def in_broker(self) -> int:
+        """Messages of the run's queue waiting, or handed out and not yet acknowledged."""
+        import redis
+
+        client = redis.Redis.from_url(self.args.broker)
+        try:
+            # kombu keeps one list per priority, named after the queue.
+            waiting = sum(
+                client.llen(key)
+                for key in client.scan_iter(match=f"{self.queue}*")
+                if client.type(key) == b"list"
+            )
+            unacked = sum(
+                1 for raw in client.hvals("unacked") if json.loads(raw)[2] == self.queue
+            )
+        finally:
+            client.close()
+        return waiting + unacked
+
+    def drain(self) -> None:
+        """Wait until the broker holds nothing of the run (a task handed out again after a
+        kill runs now, at the latest): bounded by a few visibility timeouts."""
+        assert self.worker is not None
+        if not self.worker.alive() or self.worker.armed:
+            self.worker.start()
+        deadline = time.monotonic() + 6 * VISIBILITY_TIMEOUT + 60
+        while self.in_broker() and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+    def forget_queue(self) -> None:
+        """Delete what the run left in the broker (its queue's lists, its unacked entries)."""
+        import redis
+
+        client = redis.Redis.from_url(self.args.broker)
+        try:
+            for key in list(client.scan_iter(match=f"{self.queue}*")):
+                client.delete(key)
+            client.delete(f"_kombu.binding.{self.queue}", f"_kombu.binding_permanent.{self.queue}")
+            for tag, raw in client.hgetall("unacked").items():
+                if json.loads(raw)[2] == self.queue:
+                    client.hdel("unacked", tag)
+                    client.zrem("unacked_index", tag)
+        finally:
+            client.close()
 
     # -- the comparison --------------------------------------------------------------------
 
@@ -458,8 +745,16 @@ class Chaos:
     def run(self) -> dict[str, Any]:
         """The whole run; the figures."""
         started = time.monotonic()
-        self.set_up()
+        redeliveries = 0
         try:
+            if self.worker is not None:
+                from hub_core.worker.app import QUEUE_ENV, make_app
+
+                os.environ[QUEUE_ENV] = self.queue  # the tasks this process sends go there
+                self.app = make_app(self.args.broker)
+            self.set_up()
+            if self.worker is not None:
+                self.worker.start()
             self.arm_faults()
             for _ in range(self.args.cycles):
                 self.cycle()
@@ -468,11 +763,24 @@ class Chaos:
             figures = self.compare()
         finally:
             self.harness.stop()
+            if self.worker is not None:
+                self.worker.stop()
+                redeliveries = self.worker.redeliveries()
+                self.forget_queue()
+            if self.postgres is not None:
+                self.postgres.drop()
         return {
             "cycles": self.args.cycles,
+            "via": self.vias,
+            "database": "postgresql" if self.postgres else "sqlite",
             "kills": self.kills,
             "kills_planned": self.args.kills,
             "kills_by_way": dict(self.kills_by_way),
+            "kills_by_process": {via: self.kills_by_process[via] for via in self.vias},
+            "operations_by_process": {via: self.operations_by_process[via] for via in self.vias},
+            "worker_tasks_killed": self.tasks_killed,
+            "redeliveries": redeliveries,
+            "worker_starts": self.worker.starts if self.worker else 0,
             "fault_rate": self.args.fault_rate,
             "seed": self.args.seed,
             "faults": faults["total"],
@@ -494,10 +802,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fault-rate", type=float, default=0.2, help="failing requests (0.2)")
     parser.add_argument("--seed", type=int, default=1, help="seed of every random choice")
     parser.add_argument("--products", type=int, default=24, help="channel products (24)")
+    parser.add_argument(
+        "--via", default="cli,worker",
+        help="where operations run, chosen at random per operation: cli, worker (default both)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--postgres", default=DEFAULT_POSTGRES,
+        help="PostgreSQL to make the run's throw-away database in (with the worker)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--broker", default=DEFAULT_BROKER, help=f"Redis broker of the worker ({DEFAULT_BROKER})"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
     if args.cycles < 1 or args.kills < 0 or not 0 <= args.fault_rate <= 1 or args.products < 3:
         parser.error("--cycles >= 1, --kills >= 0, 0 <= --fault-rate <= 1, --products >= 3")
+    args.via = [v.strip() for v in args.via.split(",") if v.strip()]
+    if not args.via or any(v not in VIAS for v in args.via) or len(set(args.via)) < len(args.via):
+        parser.error("--via takes cli, worker or cli,worker")
+    if "worker" in args.via and not args.broker.startswith(("redis://", "rediss://")):
+        parser.error("--broker must be a Redis URL (redis://HOST:PORT/DB)")
     return args
 
 

@@ -331,6 +331,13 @@ def hub_cli(database_url: str, registry: Registry) -> HubCli:
 
 
 @pytest.fixture
+def postgres_cli(postgres_url: str, registry: Registry) -> HubCli:
+    """The CLI on the PostgreSQL database only (for what needs a shared server database:
+    workers)."""
+    return HubCli(postgres_url, registry)
+
+
+@pytest.fixture
 def cli_shop(hub_cli: HubCli, store: FakeStore) -> HubCli:
     """The CLI with a connection ``shop`` to the fake store."""
     hub_cli("connections", "add", "shop", "--channel", "fake", "--set", f"store={store.path}")

@@ -7,20 +7,22 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 CHAOS = Path(__file__).resolve().parents[2] / "bench" / "chaos.py"
 
 
-def test_a_short_chaos_run_loses_and_duplicates_nothing() -> None:
+def _short_run(*options: str) -> dict[str, Any]:
+    """Run the chaos benchmark briefly; its figures, every exactly-once count checked."""
     result = subprocess.run(
         [sys.executable, str(CHAOS), "--cycles", "2", "--kills", "3", "--fault-rate", "0.2",
-         "--seed", "11", "--products", "8", "--json"],
+         "--seed", "11", "--products", "8", *options, "--json"],
         capture_output=True,
         text=True,
         timeout=900,
     )  # fmt: skip
     assert result.returncode in (0, 1), result.stderr[-3000:]
-    figures = json.loads(result.stdout)
+    figures: dict[str, Any] = json.loads(result.stdout)
     assert figures["kills"] >= 1, figures
     assert figures["faults"] >= 1, figures
     assert figures["eligible_orders"] >= 2, figures
@@ -37,3 +39,25 @@ def test_a_short_chaos_run_loses_and_duplicates_nothing() -> None:
     }
     assert broken == dict.fromkeys(broken, 0), figures
     assert result.returncode == 0
+    return figures
+
+
+def test_a_short_chaos_run_loses_and_duplicates_nothing() -> None:
+    figures = _short_run("--via", "cli")
+    assert figures["database"] == "sqlite"
+    assert figures["kills_by_process"] == {"cli": figures["kills"]}
+
+
+def test_a_short_chaos_run_killing_workers_loses_and_duplicates_nothing(
+    postgres_database: str, chaos_redis: str
+) -> None:
+    """Every operation a task of a worker on PostgreSQL and Redis; the killed worker's task is
+    handed out again to the restarted one."""
+    figures = _short_run(
+        "--via", "worker", "--postgres", postgres_database, "--broker", chaos_redis
+    )
+    assert figures["database"] == "postgresql"
+    assert figures["kills_by_process"] == {"worker": figures["kills"]}
+    assert figures["operations_by_process"] == {"worker": 8}
+    # Each task in hand at a kill came back; a task outliving the visibility timeout may too.
+    assert figures["redeliveries"] >= figures["worker_tasks_killed"] >= 1, figures

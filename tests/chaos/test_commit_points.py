@@ -259,3 +259,146 @@ def test_a_crash_point_kills_at_the_nth_time(tmp_path: Path) -> None:
     )
     assert result.returncode == -signal.SIGKILL
     assert result.stdout.split() == ["1", "2"]
+
+
+# --- the worker killed at a commit point ------------------------------------------------------
+
+#: Upper bound of every wait on a worker (seconds).
+WORKER_WAIT = 180.0
+
+
+class Worker:
+    """``hub worker`` (one thread) as a child process with its log; stopped by its own pid."""
+
+    def __init__(self, log: Path, env: dict[str, str]) -> None:
+        hub = str(Path(sys.executable).with_name("hub"))
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [hub, "worker", "--concurrency", "1"], env=env, stdout=out,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def wait_for_death(self, timeout: float = WORKER_WAIT) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        """SIGTERM (warm shutdown), SIGKILL if it is still there after 30 s."""
+        if self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+
+class WorkerStory:
+    """The story on PostgreSQL, with workers on Redis taking the test's own queue."""
+
+    def __init__(self, story: Story, broker: str, workdir: Path) -> None:
+        import secrets
+
+        self.story = story
+        self.broker = broker
+        self.log = workdir / "worker.log"
+        self.queue = f"hub-chaos-test-{secrets.token_hex(4)}"
+        self.env = {
+            **os.environ,
+            "HUB_DATABASE_URL": story.url,
+            "HUB_BROKER_URL": broker,
+            "HUB_QUEUE": self.queue,
+            # A killed worker's task is handed out again 10 s after it was taken (a sweep every
+            # second), and its run's lease expires 4 s after the last renewal: the real
+            # mechanisms, made quick.
+            "HUB_BROKER_VISIBILITY_TIMEOUT": "10",
+            "HUB_BROKER_RESTORE_SECONDS": "1",
+            "HUB_LEASE_SECONDS": "4",
+        }
+        self.env.pop(CRASH_ENV, None)
+        self.workers: list[Worker] = []
+
+    def worker(self, crash_at: str | None = None) -> Worker:
+        env = {**self.env, CRASH_ENV: crash_at} if crash_at else self.env
+        self.workers.append(Worker(self.log, env))
+        return self.workers[-1]
+
+    def dispatch(self, operation: str) -> Any:
+        """Enqueue one task of ``operation``, as ``hub dispatch --wait`` does."""
+        from hub_core.worker.app import make_app
+        from hub_core.worker.dispatch import Planned, enqueue
+
+        planned = [Planned(CONNECTION, [operation])]
+        os.environ["HUB_QUEUE"] = self.queue
+        try:
+            enqueue(make_app(self.broker), planned, wait=True)
+        finally:
+            del os.environ["HUB_QUEUE"]
+        return planned
+
+    def killed_then_redelivered(self, point: str, operation: str) -> dict[str, Any]:
+        """A worker dies at ``point`` holding the task; a new one gets it again and finishes.
+
+        :return: the finished task's document (``hub dispatch --wait --json``'s).
+        """
+        from hub_core.worker.dispatch import collect
+
+        armed = self.worker(crash_at=point)
+        planned = self.dispatch(operation)
+        assert armed.wait_for_death() == -signal.SIGKILL, self.log.read_text()[-3000:]
+        self.worker()
+        [(document, code)] = collect(planned, WORKER_WAIT)
+        assert code == 0 and document["status"] == "ok", document
+        return document
+
+    def redeliveries(self) -> int:
+        return self.log.read_text(errors="replace").count(" redelivered: ")
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+@pytest.fixture
+def worker_story(postgres_cli: Any, chaos_redis: str, tmp_path: Path) -> Iterator[WorkerStory]:
+    """The story on PostgreSQL with the chaos Redis as the broker (skips without either)."""
+    made = WorkerStory(Story(postgres_cli, postgres_cli.url, tmp_path), chaos_redis, tmp_path)
+    try:
+        yield made
+    finally:
+        made.close()
+        made.story.harness.stop()
+
+
+def test_a_worker_killed_after_storing_orders_gets_the_task_again_and_imports_each_once(
+    worker_story: WorkerStory,
+) -> None:
+    story = worker_story.story
+    order_ids = story.orders(3)
+    # Killed with the first orders committed and not yet marked exported on the channel.
+    worker_story.killed_then_redelivered("get_orders.stored", "get_orders")
+    _check_orders(story, order_ids)
+    assert worker_story.redeliveries() == 1
+    runs = story.cli.json("runs", "list", "--connection", CONNECTION)
+    # The killed run, marked failed when its lease was taken over, and the redelivered one.
+    assert sorted(r["status"] for r in runs if r["operation"] == "get_orders") == ["failed", "ok"]
+
+
+def test_a_worker_killed_after_ship_was_answered_gets_the_task_again_and_ships_once(
+    worker_story: WorkerStory,
+) -> None:
+    story = worker_story.story
+    order_ids = story.orders(2)
+    story.cli("orders", "get", CONNECTION)
+    story.ship_all(order_ids)
+    # Killed when ChannelAdvisor has accepted the first Ship and the hub has not stored it.
+    worker_story.killed_then_redelivered("channeladvisor.shipped", "sync_orders")
+    found = story.fulfillments(order_ids)
+    assert sorted(found) == ["hub-1", "hub-2"], "a shipment was lost"
+    assert set(found.values()) == {1}, f"a shipment reached the channel twice: {found}"
+    assert [s.channel_order_id for s in story.harness.received_shipments()].count(
+        order_ids[0]
+    ) == 1
+    orders = story.cli.json("orders", "list", "--connection", CONNECTION)
+    assert {o["status"] for o in orders} == {"shipped"}
+    assert worker_story.redeliveries() == 1
