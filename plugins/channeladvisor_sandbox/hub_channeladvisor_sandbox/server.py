@@ -231,6 +231,9 @@ class SandboxApp:
         query = request.query_string.decode("latin-1")
         # Size only: the form carries the refresh token, which a log must not hold.
         size = request.content_length or 0
+        # Read the form before any fault: left in the connection's buffer by a dropped
+        # connection, it was parsed as a next request and logged, refresh token included.
+        request.get_data(cache=True)
         base = {"method": method, "path": path, "query": query, "body_size": size}
         self._hold(sb.next_latency())
         fault = sb.fault_injector.pick(method, path, in_batch=False)

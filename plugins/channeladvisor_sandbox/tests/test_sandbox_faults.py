@@ -3,12 +3,13 @@ latency."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import pytest
 import requests
 
-from hub_channeladvisor_sandbox import FaultConfig, FaultRule, Sandbox
+from hub_channeladvisor_sandbox import DEMO_REFRESH_TOKEN, FaultConfig, FaultRule, Sandbox
 from hub_channeladvisor_sandbox.testing import SandboxApi, fetch_access_token
 
 SHIP = {
@@ -259,6 +260,24 @@ def test_token_endpoint_faults(ca_sandbox: Sandbox) -> None:
     ca_sandbox.fail_next("503", pattern="oauth2/token")
     assert fetch_access_token(ca_sandbox.base_url).status_code == 503
     assert fetch_access_token(ca_sandbox.base_url).status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["reset", "503"])
+def test_a_faulted_token_call_leaves_nothing_of_its_form_to_be_read_as_a_request(
+    ca_sandbox: Sandbox, kind: str, capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The form of a token call the sandbox refuses or drops is read first: left in the
+    connection's buffer, it was parsed as a next request, and the "Bad request syntax" error
+    logged it, refresh token included."""
+    ca_sandbox.fail_next(kind, pattern="oauth2/token")
+    with pytest.raises(requests.ConnectionError) if kind == "reset" else nullcontext():
+        fetch_access_token(ca_sandbox.base_url)
+    assert fetch_access_token(ca_sandbox.base_url).status_code == 200
+    ca_sandbox.stop()  # every handler thread done: whatever it logs is logged
+    logged = capfd.readouterr().err + caplog.text
+    assert "Bad request syntax" not in logged
+    assert DEMO_REFRESH_TOKEN not in logged
 
 
 def test_rates_are_deterministic_from_the_seed() -> None:
