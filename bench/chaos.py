@@ -135,6 +135,16 @@ class ThrowawayPostgres:
         self.admin.close()
 
 
+def _die_with_parent() -> None:
+    """In the worker's child process: SIGKILL it when the run dies (Linux), so that a run
+    killed itself (a test's timeout) leaves no worker behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 class Worker:
     """``hub worker`` as a child process (one thread, so a kill hits the task it holds):
     started, SIGKILLed and restarted by its own pid; every start appends to one log."""
@@ -157,7 +167,7 @@ class Worker:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [self.hub_bin, "worker", "--concurrency", "1", "--loglevel", "INFO"],
-                env=env, stdout=out, stderr=subprocess.STDOUT,
+                env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
             )  # fmt: skip
         self.armed = crash_at
         self.starts += 1
