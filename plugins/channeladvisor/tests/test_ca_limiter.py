@@ -110,8 +110,9 @@ def test_the_limiter_counts_every_batch_part_plus_the_batch(ca, conn) -> None:
     ]
     connection = conn()
     plugin.hub_sync_listings(connection=connection, updates=updates)
-    # 260 parts: batches of 100, 100 and 60, each counting its parts plus itself.
-    assert [len(b) for b in ca.batches] == [100, 100, 60]
+    # 260 parts: batches of 100, 100 and 60 (sent in parallel, so in any order), each
+    # counting its parts plus itself.
+    assert sorted((len(b) for b in ca.batches), reverse=True) == [100, 100, 60]
     rate = limiter_for("https://ca.test", 12345678, "app-id-1").rate
     assert rate.total_units == 260 + 3
 
@@ -131,3 +132,41 @@ def test_a_full_window_with_a_sleep_that_does_not_move_the_clock_ends(waits) -> 
         window.acquire()
     assert window.acquire() == pytest.approx(60.0, abs=1.0)
     assert len(waits) == 1
+
+
+def test_units_are_counted_from_the_answer_not_only_from_the_send() -> None:
+    # ChannelAdvisor counts a batch's parts as it works through them, up to the answer: the
+    # client's window keeps them until a whole window after the answer arrived.
+    clock = FakeClock()
+    window = RateWindow(10, window=60, clock=clock, sleep=clock.sleep)
+    first, waited = window.send(8)
+    assert waited == 0.0
+    clock.now += 2.0  # the answer takes 2 s
+    window.answered(first)
+    clock.now += 58.5  # 60.5 s after the send, 58.5 s after the answer
+    assert window.available() == 2
+    # 4 more fit only once the 8 leave, a window after the answer: 1.5 s from now.
+    assert window.acquire(4) == pytest.approx(1.5)
+    assert window.total_units == 12
+
+
+def test_a_request_longer_than_the_window_is_counted_again_at_its_answer() -> None:
+    clock = FakeClock()
+    window = RateWindow(10, window=60, clock=clock, sleep=clock.sleep)
+    sent, _ = window.send(6)
+    clock.now += 61.0  # pruned from the window while still in flight
+    assert window.used() == 0
+    window.answered(sent)
+    assert window.used() == 6 and window.available() == 4
+
+
+def test_the_limiter_slot_counts_the_units_again_when_the_block_ends() -> None:
+    clock = FakeClock()
+    rate = RateWindow(10, window=60, clock=clock, sleep=clock.sleep)
+    slots = limiter.Limiter(rate=rate, in_flight=InFlight(5))
+    with slots.slot(10):
+        clock.now += 5.0
+    clock.now += 57.0  # 62 s after the send, 57 s after the answer: still counted
+    assert rate.available() == 0
+    clock.now += 3.0
+    assert rate.available() == 10

@@ -10,6 +10,10 @@ Rules:
 * a request of ``units`` (1, or parts + 1 for a batch) waits until the units sent in the last
   60 seconds plus its own fit in the limit (a sliding window, so no 60-second span ever holds
   more than the limit, whatever window ChannelAdvisor counts with);
+* its units are counted when it is sent AND again from when its answer arrived: ChannelAdvisor
+  counts a request when it receives it, and a batch's parts as it works through them, any time
+  until it answers; a window that forgot units from the send would free budget up to a round
+  trip before ChannelAdvisor does, and the next request would earn a 429;
 * it then waits for one of the in-flight slots and holds it until the answer is read;
 * a 429 pauses the whole profile for the wait chosen, not only the request that got it;
 * token calls (``/oauth2/token``) are not API requests and pass outside the limiter, so a
@@ -118,6 +122,27 @@ class RateWindow:
 
     def acquire(self, units: int = 1) -> float:
         """Wait until ``units`` more fit in the window, count them, and return the wait."""
+        return self.send(units)[1]
+
+    def answered(self, sent: tuple[float, int]) -> None:
+        """Count a send (as :meth:`send` returned it) from now, when its answer arrived, so
+        that its units leave the window no earlier than ChannelAdvisor's count of them.
+
+        The entry moves to the end of the log with the latest stamp, which keeps the log in
+        time order; one already pruned (a request longer than the window) is counted again.
+        """
+        with self._lock:
+            now = self.clock()
+            if self._log:
+                now = max(now, self._log[-1][0])
+            try:
+                self._log.remove(sent)
+            except ValueError:
+                self._used += sent[1]
+            self._log.append((now, sent[1]))
+
+    def send(self, units: int = 1) -> tuple[tuple[float, int], float]:
+        """:meth:`acquire`, returning the log entry too (for :meth:`answered`)."""
         units = max(1, min(units, self.per_minute))
         sleep = self._sleep or outcomes.sleep
         with self._lock:
@@ -134,11 +159,14 @@ class RateWindow:
                 now = max(self.clock(), floor)
                 self._prune(now)
                 if self._used + units <= self.per_minute:
-                    self._log.append((now, units))
+                    if self._log:
+                        now = max(now, self._log[-1][0])  # a test clock may lag the floor
+                    entry = (now, units)
+                    self._log.append(entry)
                     self._used += units
                     self.total_units += units
                     self.total_waited += waited
-                    return waited
+                    return entry, waited
                 # Wait until enough of the oldest sends leave the window.
                 need = self._used + units - self.per_minute
                 freed = 0
@@ -464,8 +492,18 @@ class Limiter:
 
     @contextlib.contextmanager
     def slot(self, units: int = 1) -> Iterator[None]:
-        """Count ``units`` against the rate, then hold an in-flight slot during the block."""
-        self.rate.acquire(units)
+        """Count ``units`` against the rate, then hold an in-flight slot during the block;
+        when the block ends (the answer is read), count the units again from then."""
+        rate = self.rate
+        if isinstance(rate, RateWindow):
+            sent, _ = rate.send(units)
+            try:
+                with self.in_flight.slot():
+                    yield
+            finally:
+                rate.answered(sent)
+            return
+        rate.acquire(units)
         with self.in_flight.slot():
             yield
 
