@@ -24,10 +24,11 @@ POINTS: dict[str, str] = {
     "sync_listings.sent": "the channel applied a sync call; the hub has not stored it",
     "get_orders.stored": "a chunk of orders is committed; none of it is acknowledged",
     "get_orders.acknowledged": "the channel was told; the hub has not stored that it was",
-    "get_orders.chunk": "a chunk is stored and acknowledged; the next one is not read yet",
+    "get_orders.chunk": "a chunk is stored and acknowledged; the next one may be stored too, "
+    "not acknowledged",
     "sync_orders.sent": "the channel has the shipments of a call; the hub has not stored it",
     "channeladvisor.page": "one page of a paged read is received; the next is not asked",
-    "channeladvisor.batch": "one $batch is answered; the next batch is not sent",
+    "channeladvisor.batch": "one $batch is answered; up to four others may be in flight",
     "channeladvisor.shipped": "one Ship is answered; the hub has not stored it",
     "channeladvisor.token": "a refreshed access token is received; it is not stored",
 }

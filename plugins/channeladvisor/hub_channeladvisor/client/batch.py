@@ -10,6 +10,9 @@
   backoff wait); a part that is not idempotent is not sent again when ChannelAdvisor may have
   applied it.
 * After a timeout the batcher sends smaller batches (half, down to ``min_parts``).
+* Batches go out in parallel, up to the application's in-flight limit (5): when batches are
+  many, their round trips would otherwise add up to more than the rate allows. Answers are
+  handled one at a time on the caller's thread, in the order they arrive.
 * ``Orders(ID)/Export`` may not be batched (reference §6); callers send it alone.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -111,6 +115,7 @@ class Batcher:
         self.size = self.max_parts
         #: Batches sent, for tests and benchmarks.
         self.round_trips = 0
+        self._lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -140,8 +145,14 @@ class Batcher:
             size=lambda: self.size,
             idempotent=lambda part: part.idempotent,
             on_round=report,
+            parallel=self._width(len(parts)),
         )
         return [PartResult(**vars(final)) for final in finals]
+
+    def _width(self, parts: int) -> int:
+        """Batches sent at once: up to the in-flight limit, no more than there are batches."""
+        limit = getattr(self.http.limiter.in_flight, "limit", 1)
+        return max(1, min(int(limit), -(-parts // self.size) if parts else 1))
 
     def _send(self, chunk: list[BatchPart]) -> list[Answer]:
         """Send one batch: one answer per part; a failure of the whole batch is every part's.
@@ -162,7 +173,8 @@ class Batcher:
     def _post(self, chunk: list[BatchPart]) -> Answer | list[Answer]:
         """One round trip: the envelope's failure, or one answer per part."""
         boundary = f"batch_{uuid.uuid4().hex}"
-        self.round_trips += 1
+        with self._lock:  # batches go out from several threads
+            self.round_trips += 1
         try:
             response = self.http.send_once(
                 "POST",

@@ -22,6 +22,8 @@ the messages are built here and in :mod:`.outcomes`, once.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -177,6 +179,7 @@ class RetryEngine:
         idempotent: Callable[[T], bool] = lambda _item: True,
         verify: Callable[[T], bool] | None = None,
         on_round: Callable[[list[Final[T]]], None] | None = None,
+        parallel: int = 1,
     ) -> list[Final[T]]:
         """Send every item until it is done; one final answer per item, in order.
 
@@ -186,6 +189,8 @@ class RetryEngine:
         :param verify: for an item that is not idempotent whose answer was lost: True when
             ChannelAdvisor has carried it out after all (asked before any retry).
         :param on_round: called after each round trip with the items done in it.
+        :param parallel: round trips in flight at once (a thread pool when more than one);
+            answers are handled here, on the caller's thread, as they arrive.
         :raises AuthError: the access token was refused again right after a refresh.
         """
         finals: dict[int, Final[T]] = {}
@@ -193,66 +198,112 @@ class RetryEngine:
         queue: collections.deque[int] = collections.deque(range(len(items)))
         budget = RetryBudget(self.policy)
         refreshed = False
-        while queue:
-            chunk = [queue.popleft() for _ in range(min(size(), len(queue)))]
-            for index in chunk:
-                sends[index] += 1
-            token_used = self.auth.token() if self.auth else None
-            answers = send([items[i] for i in chunk])
-
-            done: dict[int, Final[T]] = {}
-            retry: dict[int, Answer] = {}
-            for index, answer in zip(chunk, answers, strict=True):
-                final = self._settle(items[index], answer, sends[index], budget, idempotent, verify)
-                if final is None:
-                    retry[index] = answer
-                else:
-                    done[index] = final
-
-            refresh = [
-                a for a in retry.values() if a.resolution.action is Action.REFRESH_THEN_RETRY
-            ]
-            if refresh and self.auth:
-                if refreshed:
-                    raise AuthError(
-                        REFRESHED_AGAIN, detail=refresh[0].detail(self.target)
+        refreshed_from: set[str | None] = set()
+        width = max(1, parallel)
+        sending: dict[concurrent.futures.Future[list[Answer]], tuple[list[int], str | None]] = {}
+        with contextlib.ExitStack() as stack:
+            pool: concurrent.futures.Executor = (
+                stack.enter_context(concurrent.futures.ThreadPoolExecutor(width))
+                if width > 1
+                else _Inline()
+            )
+            while queue or sending:
+                while queue and len(sending) < width:
+                    chunk = [queue.popleft() for _ in range(min(size(), len(queue)))]
+                    for index in chunk:
+                        sends[index] += 1
+                    token_used = self.auth.token() if self.auth else None
+                    future = pool.submit(send, [items[i] for i in chunk])
+                    sending[future] = (chunk, token_used)
+                arrived, _ = concurrent.futures.wait(
+                    sending, return_when=concurrent.futures.FIRST_COMPLETED
+                )
+                for future in arrived:
+                    chunk, token_used = sending.pop(future)
+                    refreshed = self._round(
+                        items,
+                        chunk,
+                        future.result(),
+                        token_used,
+                        sends,
+                        finals,
+                        queue,
+                        budget,
+                        refreshed,
+                        refreshed_from,
+                        idempotent,
+                        verify,
+                        on_round,
                     )
-                self.auth.refresh(stale=token_used)
-            refreshed = bool(refresh)
-
-            waiting = {
-                i: a
-                for i, a in retry.items()
-                if a.resolution.action is not Action.REFRESH_THEN_RETRY
-            }
-            wait: float | None = None
-            paused = False
-            if waiting:
-                chosen = self._wait(waiting, sends, budget)
-                if chosen is None:
-                    for index, answer in waiting.items():
-                        done[index] = self._final(
-                            items[index], answer, sends[index], budget, exhausted=True
-                        )
-                        del retry[index]
-                else:
-                    wait, paused = chosen
-
-            if on_round:
-                on_round(list(done.values()))
-            finals.update(done)
-            # Failed items go first in the next round.
-            queue.extendleft(reversed(list(retry)))
-            if wait is not None:
-                # One short line: the query (filters with SKUs) and the transport's long text
-                # stay in the error's detail.
-                failure = next(iter(waiting.values())).failure
-                if len(chunk) > 1:
-                    failure = f"{len(retry)} of {len(chunk)} failed ({failure})"
-                attempt = max(sends[i] for i in waiting)
-                log.warning(outcomes.retry_note(self.line, failure, attempt, wait))
-                budget.consume(wait, sleep=not paused)
         return [finals[i] for i in range(len(items))]
+
+    def _round(
+        self,
+        items: Sequence[T],
+        chunk: list[int],
+        answers: list[Answer],
+        token_used: str | None,
+        sends: list[int],
+        finals: dict[int, Final[T]],
+        queue: collections.deque[int],
+        budget: RetryBudget,
+        refreshed: bool,
+        refreshed_from: set[str | None],
+        idempotent: Callable[[T], bool],
+        verify: Callable[[T], bool] | None,
+        on_round: Callable[[list[Final[T]]], None] | None,
+    ) -> bool:
+        """Handle one round trip's answers; return whether it led to a token refresh."""
+        done: dict[int, Final[T]] = {}
+        retry: dict[int, Answer] = {}
+        for index, answer in zip(chunk, answers, strict=True):
+            final = self._settle(items[index], answer, sends[index], budget, idempotent, verify)
+            if final is None:
+                retry[index] = answer
+            else:
+                done[index] = final
+
+        refresh = [a for a in retry.values() if a.resolution.action is Action.REFRESH_THEN_RETRY]
+        # A round sent in parallel with the one that led to a refresh carried the same
+        # old token: it needs no refresh of its own.
+        if refresh and self.auth and token_used not in refreshed_from:
+            if refreshed:
+                raise AuthError(REFRESHED_AGAIN, detail=refresh[0].detail(self.target))
+            refreshed_from.add(token_used)
+            self.auth.refresh(stale=token_used)
+        refreshed = bool(refresh)
+
+        waiting = {
+            i: a for i, a in retry.items() if a.resolution.action is not Action.REFRESH_THEN_RETRY
+        }
+        wait: float | None = None
+        paused = False
+        if waiting:
+            chosen = self._wait(waiting, sends, budget)
+            if chosen is None:
+                for index, answer in waiting.items():
+                    done[index] = self._final(
+                        items[index], answer, sends[index], budget, exhausted=True
+                    )
+                    del retry[index]
+            else:
+                wait, paused = chosen
+
+        if on_round:
+            on_round(list(done.values()))
+        finals.update(done)
+        # Failed items go first in the next round.
+        queue.extendleft(reversed(list(retry)))
+        if wait is not None:
+            # One short line: the query (filters with SKUs) and the transport's long text
+            # stay in the error's detail.
+            failure = next(iter(waiting.values())).failure
+            if len(chunk) > 1:
+                failure = f"{len(retry)} of {len(chunk)} failed ({failure})"
+            attempt = max(sends[i] for i in waiting)
+            log.warning(outcomes.retry_note(self.line, failure, attempt, wait))
+            budget.consume(wait, sleep=not paused)
+        return refreshed
 
     def _settle(
         self,
@@ -316,3 +367,15 @@ def _retry_after_rank(answer: Answer) -> float:
     if answer.resolution.action is Action.RATE_LIMITED:
         return outcomes.retry_after_seconds(answer.headers) or 0.0
     return -1.0
+
+
+class _Inline(concurrent.futures.Executor):
+    """Runs a submitted call at once, on the caller's thread (one round trip at a time)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # raised again by future.result(), as from a thread
+            future.set_exception(exc)
+        return future
