@@ -357,7 +357,6 @@ class Api:
         skip = parse_int_option("$skip", args.get("$skip")) or 0
         count = parse_bool_option("$count", args.get("$count"))
         extra = None
-        extra_key = None
         if set_name == "Orders" and "exported" in args:
             flag = args["exported"].strip().lower()
             if flag not in ("true", "false"):
@@ -368,13 +367,12 @@ class Api:
             def extra(row: dict[str, Any]) -> bool:
                 return (app in row["_exported_by"]) == want
 
-            extra_key = ("exported", app, want)
         size = self._page_size(set_name)
         if top is not None:
             size = min(size, top)
         cap = max(1, int(self.settings.expand_cap))
         with self.store.lock:
-            keys = self.store.query(coll, flt, orderby, req.principal.profile_ids, extra, extra_key)
+            keys = self.store.query(coll, flt, orderby, req.principal.profile_ids, extra)
             page = keys[skip : skip + size]
             value = [self.serialize(req, coll.rows[k], etype, select, expand, cap) for k in page]
         body: dict[str, Any] = {"@odata.context": self._context(req, set_name, select, expand)}

@@ -320,11 +320,29 @@ class Store:
         orderby: list[tuple[str, bool]],
         profiles: frozenset[int],
         extra: Callable[[Row], bool] | None = None,
-        extra_key: Any = None,
     ) -> list[int]:
-        """Keys of the visible rows matching the filter, in `$orderby` (else key) order."""
+        """Keys of the visible rows matching the filter, in `$orderby` (else key) order.
+
+        `extra` (the per-application export flag of an order) is applied to the cached
+        result on every call, not cached with it: an Export changes that flag only, so it
+        leaves the cache (and the filter's work over every order) valid.
+        """
         with self.lock:
-            key = (coll.name, flt.text if flt else None, tuple(orderby), profiles, extra_key)
+            keys = self._query(coll, flt, orderby, profiles)
+            if extra is None:
+                return keys
+            rows = coll.rows
+            return [k for k in keys if extra(rows[k])]
+
+    def _query(
+        self,
+        coll: Collection,
+        flt: CompiledFilter | None,
+        orderby: list[tuple[str, bool]],
+        profiles: frozenset[int],
+    ) -> list[int]:
+        with self.lock:
+            key = (coll.name, flt.text if flt else None, tuple(orderby), profiles)
             hit = self._cache.get(key)
             if hit is not None and hit[0] == coll.version:
                 self._cache.move_to_end(key)
@@ -347,8 +365,6 @@ class Store:
                 if row is None:
                     continue
                 if scope and row[scope] not in profiles:
-                    continue
-                if extra is not None and not extra(row):
                     continue
                 if flt is not None and not exact and not flt.matches(row):
                     continue
@@ -917,7 +933,7 @@ class Store:
                 row["_exported_by"].add(application_id)
             else:
                 row["_exported_by"].discard(application_id)
-            self.orders.version += 1
+            # No version bump: queries apply the export flag after their cache (see query).
             self.dirty_orders.add(order_id)
 
     @staticmethod

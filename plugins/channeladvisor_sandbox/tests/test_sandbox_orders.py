@@ -117,6 +117,23 @@ def test_exported_flag_is_per_application(
     assert ca_api.get(f"Orders({orders['old']})").status_code == 200
 
 
+def test_an_export_keeps_the_cached_order_list_and_changes_the_next_page(
+    ca_sandbox: Sandbox, ca_api: SandboxApi, orders: dict[str, int]
+) -> None:
+    query = {"$filter": f"ProfileID eq {P}"}
+    before = ids_of(ca_api.get("Orders", exported="false", **query))
+    version = ca_sandbox.store.orders.version
+    cached = dict(ca_sandbox.store._cache)
+    assert ca_api.post(f"Orders({orders['ready']})/Export").status_code == 204
+    # The Export changed one flag, not the orders: the filter's cached work stays valid...
+    assert ca_sandbox.store.orders.version == version
+    assert dict(ca_sandbox.store._cache) == cached
+    # ...and the flag is applied on the next page all the same.
+    after = ids_of(ca_api.get("Orders", exported="false", **query))
+    assert after == [i for i in before if i != orders["ready"]]
+    assert orders["ready"] in ids_of(ca_api.get("Orders", exported="true", **query))
+
+
 def test_export_of_a_missing_order_is_404(ca_api: SandboxApi) -> None:
     assert ca_api.post("Orders(1)/Export").status_code == 404
 
