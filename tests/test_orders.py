@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from hub_core import hookimpl
 from hub_core.channel import ChannelConnection, ChannelOrder
@@ -23,6 +23,7 @@ from hub_core.db import Database
 from hub_core.errors import ChannelError, InvalidInput, RunInProgress
 from hub_core.models import Lease, Order, OrderLine, utcnow
 from hub_core.services import Hub, OperationResult
+from hub_core.services import orders as orders_service
 from hub_core.services.orders import get_orders, list_orders, show_order
 from hub_core.services.runs import list_runs
 from hub_core.services.shipping import add_mapping
@@ -396,3 +397,89 @@ def test_cancellations_after_import_reach_the_hub(
     assert states == ["cancelled"] * 3
     assert store.shipments_received() == []
     assert sync_orders(hub, mapped).records == []
+
+
+class _CheckStoredFirst:
+    """A wrapper plugin: when the channel is told of orders, are they all committed?"""
+
+    def __init__(self, database_url: str) -> None:
+        self.db = Database(database_url)
+        self.calls: list[tuple[list[str], bool]] = []
+
+    @hookimpl(wrapper=True)
+    def hub_acknowledge_orders(self, channel_order_ids: list[str]) -> Generator[None, Any, Any]:
+        # Another connection sees only what was committed.
+        with self.db.session() as session:
+            found = set(
+                session.scalars(
+                    select(Order.channel_order_id).where(
+                        Order.channel_order_id.in_(channel_order_ids)
+                    )
+                )
+            )
+        self.calls.append((list(channel_order_ids), found == set(channel_order_ids)))
+        return (yield)
+
+
+def test_chunks_are_acknowledged_after_their_commit_while_the_next_is_stored(
+    hub: Hub,
+    mapped: str,
+    store: FakeStore,
+    make_registry: Callable,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(orders_service, "CHUNK", 2)
+    ids = [store.add_order([("SKU-1", 1)], order_id=f"P-{n}") for n in range(5)]
+    check = _CheckStoredFirst(database_url)
+    piped = Hub(db=hub.db, registry=make_registry((check, "check")))
+    try:
+        result = get_orders(piped, mapped)
+    finally:
+        check.db.dispose()
+    # Three chunks (2, 2, 1), each told once, each only after its commit.
+    assert check.calls == [(ids[0:2], True), (ids[2:4], True), (ids[4:5], True)]
+    assert result.counts == {"imported": 5, "ok": 5, "acknowledged": 5}
+    assert [r.ref for r in result.records] == ids
+    assert _acknowledged(store) == dict.fromkeys(ids, True)
+    with hub.db.session() as session:
+        assert session.scalar(select(func.count()).where(Order.acknowledged_at.is_(None))) == 0
+
+
+def test_a_failure_mid_way_still_records_the_chunk_being_acknowledged(
+    hub: Hub, mapped: str, store: FakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(orders_service, "CHUNK", 2)
+    ids = [store.add_order([("SKU-1", 1)], order_id=f"F-{n}") for n in range(5)]
+    store.fail("get_orders", ref="F-3", times=1)
+    with pytest.raises(ChannelError):
+        get_orders(hub, mapped)
+    # F-0..F-2 were read (F-3 broke the reading): stored, told, and recorded as told.
+    with hub.db.session() as session:
+        rows = dict(session.execute(select(Order.channel_order_id, Order.acknowledged_at)).all())
+    assert sorted(rows) == ids[:3]
+    assert all(at is not None for at in rows.values())
+    assert {o for o, ack in _acknowledged(store).items() if ack} == set(ids[:3])
+
+
+def test_an_order_stored_by_another_run_meanwhile_is_skipped_and_the_chunk_stored(
+    hub: Hub, mapped: str, store: FakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [store.add_order([("SKU-1", 1)], order_id=f"R-{n}") for n in range(3)]
+    get_orders(hub, mapped)
+    with hub.db.session() as session:
+        session.execute(delete(OrderLine))
+        session.execute(delete(Order).where(Order.channel_order_id != "R-1"))
+    for order_id in ids:
+        store.update_order(order_id, acknowledged=False)
+    # The chunk's lookup misses R-1, as if another run stored it after the lookup: the one
+    # insert of the chunk fails on the unique key, and the orders are stored one by one.
+    monkeypatch.setattr(orders_service, "_known_orders", lambda *args: {})
+    result = get_orders(hub, mapped)
+    assert {(r.ref, r.outcome) for r in result.records} == {
+        ("R-0", "ok"),
+        ("R-1", "skipped"),
+        ("R-2", "ok"),
+    }
+    assert result.counts["imported"] == 2 and result.counts["already_imported"] == 1
+    assert sorted(o for o, _ in _order_rows(hub)) == ids

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -10,7 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from hub_core.channel import ChannelOrder, ListingStatus, Outcome
+from hub_core.channel import ChannelOrder, ListingStatus, Outcome, RecordOutcome
 from hub_core.crash import crash_point
 from hub_core.errors import HubError, InvalidInput, NotFound, RequirementNotMet
 from hub_core.models import Connection, Listing, Order, OrderLine, Shipment, utcnow
@@ -93,6 +94,10 @@ def get_orders(
     Orders are committed in batches; a batch is acknowledged only after its commit. Orders
     stored earlier but never acknowledged (a crash in between) are acknowledged first.
     ``context``: the connection opened already (``hub run``).
+
+    Pipelined: while the channel is told of one committed chunk (on a thread of its own),
+    the next chunk is read and stored. At most one chunk is being acknowledged at a time,
+    and what the channel answered is recorded here, on the run's thread.
     """
     if days is not None and not 1 <= days <= MAX_DAYS:
         raise InvalidInput(f"--days must be from 1 to {MAX_DAYS}, got {days}.")
@@ -105,14 +110,35 @@ def get_orders(
         _acknowledge(hub, ctx, row.id, _unacknowledged(hub, row.id), run)
 
         def store_and_acknowledge(orders: Iterable[ChannelOrder]) -> None:
-            for chunk, failure in _chunks(orders, CHUNK):
-                stored = _store(hub, row.id, chunk, run.run_id, run)
-                crash_point("get_orders.stored")
-                _acknowledge(hub, ctx, row.id, stored, run)
-                view.progress.advance(len(chunk))
-                crash_point("get_orders.chunk")
-                if failure is not None:
-                    raise failure
+            with concurrent.futures.ThreadPoolExecutor(1, "hub-acknowledge") as pool:
+                telling: tuple[concurrent.futures.Future[list[RecordOutcome]], int] | None
+                telling = None
+
+                def finish() -> None:
+                    """Record what the channel answered for the chunk being acknowledged."""
+                    nonlocal telling
+                    if telling is None:
+                        return
+                    future, size = telling
+                    telling = None
+                    _record_acknowledged(hub, row.id, future.result(), run)
+                    view.progress.advance(size)
+                    crash_point("get_orders.chunk")
+
+                try:
+                    for chunk, failure in _chunks(orders, CHUNK):
+                        stored = _store(hub, row.id, chunk, run.run_id, run)
+                        crash_point("get_orders.stored")
+                        finish()
+                        telling = (pool.submit(_tell, ctx, stored), len(chunk))
+                        if failure is not None:
+                            raise failure
+                    finish()
+                except BaseException:
+                    # The run fails, but what the channel was told is still recorded.
+                    if telling is not None and telling[0].exception() is None:
+                        finish()
+                    raise
 
         # Inside the hook call, so that a wrapper around get orders sees all of it.
         ctx.call("get_orders", days=window, consume=store_and_acknowledge)
@@ -133,60 +159,93 @@ def _unacknowledged(hub: Hub, connection_id: int) -> list[str]:
 def _store(
     hub: Hub, connection_id: int, orders: Sequence[ChannelOrder], run_id: int | None, run
 ) -> list[str]:
-    """Store new orders in one transaction; return the ids to acknowledge (new and known)."""
+    """Store new orders in one transaction; return the ids to acknowledge (new and known).
+
+    One query finds the orders already stored, and the new ones are inserted together. If
+    another run stored one of them meanwhile (a unique-key conflict), they are inserted one
+    by one instead, each in a savepoint, and the one already stored is skipped.
+    """
     to_acknowledge: list[str] = []
     with hub.db.session() as session:
         connection = session.get(Connection, connection_id)
         assert connection is not None
         mappings = mappings_of(session, connection)
+        known = _known_orders(session, connection_id, [o.channel_order_id for o in orders])
+        new: dict[str, ChannelOrder] = {}
         for order in orders:
-            existing = session.execute(
-                select(Order.id, Order.acknowledged_at, Order.status).where(
-                    Order.connection_id == connection_id,
-                    Order.channel_order_id == order.channel_order_id,
-                )
-            ).first()
-            if existing is not None and order.cancelled and existing.status != CANCELLED:
-                stored_order = session.get(Order, existing.id)
-                assert stored_order is not None
-                dropped = cancel_order(stored_order)
-                run.record(
-                    order.channel_order_id,
-                    Outcome.OK,
-                    f"cancelled in the channel after import; {dropped} shipment(s) not yet "
-                    "sent were cancelled",
-                )
-                run.count("cancelled_after_import")
-                if existing.acknowledged_at is None:
-                    to_acknowledge.append(order.channel_order_id)
-                continue
-            if existing is not None and order.cancelled:
-                # Reported again by the channel's cancellation check: nothing to change.
-                run.record(order.channel_order_id, Outcome.SKIPPED, "already cancelled")
-                run.count("already_cancelled")
-                if existing.acknowledged_at is None:
-                    to_acknowledge.append(order.channel_order_id)
-                continue
+            existing = known.get(order.channel_order_id)
             if existing is not None:
-                run.record(order.channel_order_id, Outcome.SKIPPED, "already imported")
-                run.count("already_imported")
-                if existing.acknowledged_at is None:
+                if _store_known(session, existing, order, run):
                     to_acknowledge.append(order.channel_order_id)
-                continue
-            stored = _new_order(connection_id, order, mappings, run_id, connection.name)
-            try:
-                with session.begin_nested():
-                    session.add(stored)
-            except IntegrityError:
-                # Another run stored it between our check and our insert.
+            elif order.channel_order_id in new:
+                # Listed twice in one chunk: the first one is stored.
                 run.record(order.channel_order_id, Outcome.SKIPPED, "already imported")
                 run.count("already_imported")
-                continue
-            to_acknowledge.append(order.channel_order_id)
+            else:
+                new[order.channel_order_id] = order
+        try:
+            with session.begin_nested():
+                added = [
+                    _new_order(connection_id, o, mappings, run_id, connection.name)
+                    for o in new.values()
+                ]
+                session.add_all(added)
+        except IntegrityError:
+            # Another run stored one of them between our query and our insert.
+            added = []
+            for order in new.values():
+                stored = _new_order(connection_id, order, mappings, run_id, connection.name)
+                try:
+                    with session.begin_nested():
+                        session.add(stored)
+                except IntegrityError:
+                    run.record(order.channel_order_id, Outcome.SKIPPED, "already imported")
+                    run.count("already_imported")
+                    continue
+                added.append(stored)
+        for stored in added:
+            to_acknowledge.append(stored.channel_order_id)
             run.count(stored.status)
             message = stored.status + (f": {stored.hold_reason}" if stored.hold_reason else "")
-            run.record(order.channel_order_id, Outcome.OK, message)
+            run.record(stored.channel_order_id, Outcome.OK, message)
     return to_acknowledge
+
+
+def _known_orders(session: Session, connection_id: int, ids: Sequence[str]) -> dict[str, Any]:
+    """The orders of ``ids`` the hub holds already: id -> (id, acknowledged_at, status)."""
+    return {
+        found.channel_order_id: found
+        for found in session.execute(
+            select(Order.id, Order.channel_order_id, Order.acknowledged_at, Order.status).where(
+                Order.connection_id == connection_id,
+                Order.channel_order_id.in_(list(dict.fromkeys(ids))),
+            )
+        )
+    }
+
+
+def _store_known(session: Session, existing: Any, order: ChannelOrder, run: RunRecorder) -> bool:
+    """Record an order the hub holds already (cancelling it when the channel says so);
+    return whether it still needs acknowledging."""
+    if order.cancelled and existing.status != CANCELLED:
+        stored_order = session.get(Order, existing.id)
+        assert stored_order is not None
+        dropped = cancel_order(stored_order)
+        run.record(
+            order.channel_order_id,
+            Outcome.OK,
+            f"cancelled in the channel after import; {dropped} shipment(s) not yet "
+            "sent were cancelled",
+        )
+        run.count("cancelled_after_import")
+    elif order.cancelled:
+        # Reported again by the channel's cancellation check: nothing to change.
+        run.record(order.channel_order_id, Outcome.SKIPPED, "already cancelled")
+        run.count("already_cancelled")
+    else:
+        run.record(order.channel_order_id, Outcome.SKIPPED, "already imported")
+        run.count("already_imported")
+    return existing.acknowledged_at is None
 
 
 def cancel_order(order: Order) -> int:
@@ -255,9 +314,22 @@ def _acknowledge(
     channel_order_ids: Sequence[str],
     run: RunRecorder,
 ) -> None:
+    _record_acknowledged(hub, connection_id, _tell(ctx, channel_order_ids), run)
+
+
+def _tell(ctx: RunContext, channel_order_ids: Sequence[str]) -> list[RecordOutcome]:
+    """Acknowledge orders to the channel (stored ones only); return its answers."""
     if not channel_order_ids:
+        return []
+    return list(ctx.call("acknowledge_orders", channel_order_ids=list(channel_order_ids)))
+
+
+def _record_acknowledged(
+    hub: Hub, connection_id: int, outcomes: Sequence[RecordOutcome], run: RunRecorder
+) -> None:
+    """Store which orders the channel now knows are taken, and record the failures."""
+    if not outcomes:
         return
-    outcomes = ctx.call("acknowledge_orders", channel_order_ids=list(channel_order_ids))
     ok = [o.ref for o in outcomes if o.outcome == Outcome.OK]
     crash_point("get_orders.acknowledged")
     for outcome in outcomes:

@@ -333,7 +333,7 @@ def acknowledge_orders(
     ids = list(channel_order_ids)
     if not ids:
         return []
-    workers = max(1, min(len(ids), client.limiter.in_flight.limit, 4))
+    workers = max(1, min(len(ids), client.limiter.in_flight.limit))
     if workers == 1:
         return [_export(client, order_id) for order_id in ids]
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
