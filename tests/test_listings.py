@@ -12,6 +12,7 @@ import pytest
 from hub_core import hookimpl
 from hub_core.errors import ChannelError
 from hub_core.services import Hub
+from hub_core.services import listings as listings_service
 from hub_core.services.catalog import import_catalog, set_product
 from hub_core.services.listings import (
     link_listings,
@@ -432,3 +433,47 @@ def test_a_change_committed_during_a_sync_is_sent_by_the_next_one(
     second = sync_listings(hub, shop)
     assert [r.ref for r in second.records] == ["SKU-1"]
     assert _received(store)[2:] == [("SKU-1", {"quantity": 77})]
+
+
+class _SeeChunks:
+    """A wrapper plugin recording the SKUs of each sync call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    @hookimpl(wrapper=True)
+    def hub_sync_listings(self, updates: list[Any]) -> Generator[None, Any, Any]:
+        self.calls.append([u.sku for u in updates])
+        return (yield)
+
+
+def test_pending_updates_are_read_and_sent_chunk_by_chunk_in_sku_order(
+    hub: Hub,
+    shop: str,
+    store: FakeStore,
+    catalog_file: Callable,
+    make_registry: Callable,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = [(f"SKU-{n}", f"Mug {n}", n, "2.00") for n in (5, 1, 4, 2, 3)]
+    for sku, title, *_ in rows:
+        store.add_product(sku, title, 0, "1.00")
+    import_catalog(hub, catalog_file(rows))
+    link_listings(hub, shop)
+    assert sync_listings(hub, shop).counts["sent"] == 5
+
+    monkeypatch.setattr(listings_service, "CHUNK", 2)
+    seen = _SeeChunks()
+    chunked = Hub(db=hub.db, registry=make_registry((seen, "seen")))
+    for n in (1, 2, 3, 5):
+        set_product(hub, f"SKU-{n}", quantity=10 + n)
+    set_product(hub, "SKU-4", quantity=7)
+    set_product(hub, "SKU-4", quantity=4)  # back to what was pushed: nothing to send
+    result = sync_listings(chunked, shop)
+    # Ids of the 5 candidates are read first; values chunk by chunk (2, 2, 1), each chunk
+    # with only what needs sending.
+    assert seen.calls == [["SKU-1", "SKU-2"], ["SKU-3"], ["SKU-5"]]
+    assert result.counts["sent"] == 4
+    assert _received(store)[5:] == [(f"SKU-{n}", {"quantity": 10 + n}) for n in (1, 2, 3, 5)]
+    assert sync_listings(chunked, shop).records == []
+    assert len(seen.calls) == 3

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, union, update
 from sqlalchemy.orm import Session
 
 from hub_core.channel import (
@@ -382,13 +382,10 @@ _PENDING_COLUMNS = (
 )
 
 
-def pending_updates(session: Session, connection: Connection, up_to: int) -> list[ListingUpdate]:
-    """Linked listings whose catalog values differ from what was last pushed.
-
-    Reads only products changed since the connection's cursor (an index range) and listings
-    flagged ``pending``: the cost grows with the changes, not with the catalog. Plain columns,
-    not ORM objects, keep 10k changes cheap. Pending listings found to need nothing are
-    unflagged (in the caller's transaction).
+def pending_listing_ids(session: Session, connection: Connection, up_to: int) -> list[int]:
+    """Ids of the linked listings that may have something to send, in SKU order: those whose
+    catalog product changed since the connection's cursor (an index range) and those flagged
+    ``pending``. The cost grows with the changes, not with the catalog; only ids are held.
     """
     cursor = (
         session.scalar(
@@ -399,21 +396,36 @@ def pending_updates(session: Session, connection: Connection, up_to: int) -> lis
         or 0
     )
     base = (
-        select(*_PENDING_COLUMNS)
+        select(Listing.id, Listing.sku)
         .join(CatalogProduct, Listing.product_id == CatalogProduct.id)
         .where(Listing.connection_id == connection.id, Listing.status == ListingStatus.LINKED.value)
     )
-    changed = session.execute(
-        base.where(CatalogProduct.change_seq > cursor, CatalogProduct.change_seq <= up_to)
-    ).all()
-    flagged = session.execute(base.where(Listing.pending.is_(True))).all()
-    seen: set[int] = set()
+    both = union(
+        base.where(CatalogProduct.change_seq > cursor, CatalogProduct.change_seq <= up_to),
+        base.where(Listing.pending.is_(True)),
+    ).subquery()
+    return list(session.scalars(select(both.c.id).order_by(both.c.sku)))
+
+
+def updates_for(session: Session, listing_ids: Sequence[int]) -> list[ListingUpdate]:
+    """The updates of these listings (see :func:`pending_listing_ids`), in SKU order: the
+    fields whose catalog value differs from what was last pushed. Plain columns, not ORM
+    objects, keep 10k changes cheap. Listings found to need nothing are unflagged (in the
+    caller's transaction).
+    """
+    rows = []
+    for start in range(0, len(listing_ids), 1000):
+        rows += session.execute(
+            select(*_PENDING_COLUMNS)
+            .join(CatalogProduct, Listing.product_id == CatalogProduct.id)
+            .where(
+                Listing.id.in_(listing_ids[start : start + 1000]),
+                Listing.status == ListingStatus.LINKED.value,
+            )
+        ).all()
     settled: list[int] = []
     updates: list[ListingUpdate] = []
-    for row in [*changed, *flagged]:
-        if row.id in seen:
-            continue
-        seen.add(row.id)
+    for row in rows:
         price = Decimal(row.price)
         changes: dict[str, Any] = {}
         if row.pushed_quantity != row.quantity:
@@ -440,15 +452,20 @@ def pending_updates(session: Session, connection: Connection, up_to: int) -> lis
                 item=item,
             )
         )
-    if settled:
-        for start in range(0, len(settled), 1000):
-            session.execute(
-                update(Listing)
-                .where(Listing.id.in_(settled[start : start + 1000]))
-                .values(pending=False)
-            )
+    for start in range(0, len(settled), 1000):
+        session.execute(
+            update(Listing)
+            .where(Listing.id.in_(settled[start : start + 1000]))
+            .values(pending=False)
+        )
     updates.sort(key=lambda u: u.sku)
     return updates
+
+
+def pending_updates(session: Session, connection: Connection, up_to: int) -> list[ListingUpdate]:
+    """Every linked listing whose catalog values differ from what was last pushed (all at
+    once; a sync reads them chunk by chunk instead, see :func:`sync_listings`)."""
+    return updates_for(session, pending_listing_ids(session, connection, up_to))
 
 
 def _describe_changes(changes: Mapping[str, Any]) -> str:
@@ -488,17 +505,25 @@ def sync_listings(
                 extra={"dry_run": True},
             )
     with RunRecorder(hub, "sync_listings", context=ctx) as run:
-        # Read under the run's lease, so two syncs never both send the same change.
+        # Read under the run's lease, so two syncs never both send the same change. Only the
+        # ids are held; each chunk's values are read when it is sent (memory stays flat).
         with hub.db.session() as session:
             up_to = current_counter(session)
-            updates = pending_updates(session, ctx.row, up_to)
-        view.progress.set_total(len(updates))
-        for start in range(0, len(updates), CHUNK):
-            chunk = updates[start : start + CHUNK]
+            listing_ids = pending_listing_ids(session, ctx.row, up_to)
+        view.progress.set_total(len(listing_ids))
+        for start in range(0, len(listing_ids), CHUNK):
+            ids = listing_ids[start : start + CHUNK]
+            with hub.db.session() as session:
+                chunk = updates_for(session, ids)
+            # Listings found to need nothing count as done.
+            view.progress.advance(len(ids) - len(chunk))
+            if not chunk:
+                continue
             outcomes = ctx.call("sync_listings", updates=chunk)
             _check_answers(channel.name, "sync", [u.sku for u in chunk], outcomes)
             crash_point("sync_listings.sent")
             _store_sync(hub, ctx.row, chunk, outcomes, run)
+            del chunk, outcomes
         _clear_settled(hub, ctx.row.id, up_to)
         run.count("sent", run.counts.get(Outcome.OK.value, 0))
     return run.result()
