@@ -508,15 +508,16 @@ def add_bench_connection(hub: Any, sandbox: BenchSandbox, **settings: str) -> No
 
 
 def scale_client(hub: Any, scale: Scale) -> Any:
-    """Scale the ChannelAdvisor client's limiter of the ``bench`` connection like the sandbox.
-
-    ``limiter_for`` takes the rate and the in-flight cap; the window has no argument, so it is
-    set on the shared :class:`RateWindow` (the registry hands the same one to every client of
-    the process). Returns the limiter, whose counters tell how long the client waited.
+    """Scale the ChannelAdvisor client's limiter of the ``bench`` connection like the sandbox,
+    through its public switches: ``limiter_for``'s rate and in-flight arguments, and the
+    window from ``HUB_CHANNELADVISOR_RATE_WINDOW_SECONDS`` (set here, before the limiter of
+    the profile is first made). Returns the limiter, whose counters tell how long the client
+    waited.
     """
-    from hub_channeladvisor.client.limiter import limiter_for
+    from hub_channeladvisor.client.limiter import WINDOW_ENV, limiter_for
     from hub_core.services.connections import show_connection
 
+    os.environ[WINDOW_ENV] = repr(scale.window)
     config = show_connection(hub, CONNECTION)
     values = config.get("config", config)
     limiter = limiter_for(
@@ -526,8 +527,22 @@ def scale_client(hub: Any, scale: Scale) -> Any:
         requests_per_minute=REAL_RATE_PER_MINUTE,
         max_in_flight=REAL_IN_FLIGHT,
     )
-    limiter.rate.window = scale.window
+    if limiter.rate.window != scale.window:
+        raise RuntimeError("the client's rate window was made before it could be scaled")
     return limiter
+
+
+def clear_shared_limits(redis_url: str, base_url: str) -> None:
+    """Forget what the Redis limiter holds for the sandbox at ``base_url`` (a fresh phase:
+    the sandbox forgets its spent budget too)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for key in client.scan_iter(match=f"hub:channeladvisor:*{base_url}*"):
+            client.delete(key)
+    finally:
+        client.close()
 
 
 def limiter_stats(limiter: Any) -> dict[str, Any]:
@@ -562,62 +577,3 @@ def profiled(path: str | None, call: Callable[[], Any]) -> Any:
     finally:
         profile.dump_stats(path)
         note(f"profile written to {path} (read it with: python -m pstats {path})")
-
-
-def settle_on_completion() -> None:
-    """EXPERIMENT (a proposed plugin change, off unless asked): count a request's units in
-    the client's rate window from the moment its answer arrived, not from before it was sent.
-
-    ChannelAdvisor (and the sandbox) count a request when it arrives, and the parts of a
-    ``$batch`` one by one as they run, i.e. up to a round trip after the client counted them.
-    A window that forgets units a round trip too early lets the client send into a budget the
-    server still holds: in-batch 429s. Re-stamping each entry when the answer is read keeps
-    the client's window at or behind the server's. Entries stay in time order (an entry is
-    re-stamped with a time later than every stamp in the log).
-    """
-    import contextlib
-    import threading
-
-    from hub_channeladvisor.client import limiter as limiter_module
-
-    local = threading.local()
-    original_acquire = limiter_module.RateWindow.acquire
-
-    def acquire(self: Any, units: int = 1) -> float:
-        waited = original_acquire(self, units)
-        with self._lock:
-            local.entry = (self, self._log[-1] if self._log else None)
-        return waited
-
-    @contextlib.contextmanager
-    def slot(self: Any, units: int = 1) -> Any:
-        self.rate.acquire(units)
-        rate, entry = local.entry
-        try:
-            with self.in_flight.slot():
-                yield
-        finally:
-            with rate._lock:
-                try:
-                    rate._log.remove(entry)
-                except ValueError:
-                    pass  # already pruned out of the window
-                else:
-                    rate._log.append((rate.clock(), entry[1]))
-
-    limiter_module.RateWindow.acquire = acquire
-    limiter_module.Limiter.slot = slot
-
-
-#: Proposed changes a benchmark can try (``--experiment NAME[,NAME]``).
-EXPERIMENTS = {"settle": settle_on_completion}
-
-
-def apply_experiments(names: str | None) -> list[str]:
-    """Apply the named experiments (a comma list); return their names."""
-    chosen = [n.strip() for n in (names or "").split(",") if n.strip()]
-    for name in chosen:
-        if name not in EXPERIMENTS:
-            raise SystemExit(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
-        EXPERIMENTS[name]()
-    return chosen

@@ -37,153 +37,6 @@ METHODS = [("UPS", "Ground"), ("FedEx", "Home Delivery"), ("USPS", "Priority Mai
 PRODUCTS = 200
 
 
-# --- experiments: proposed changes, off unless asked --------------------------------------
-
-
-def exports_at_in_flight_cap() -> None:
-    """EXPERIMENT (plugin): send the Export calls with as many workers as the in-flight cap
-    allows (5), not ``min(cap, 4)`` as ``hub_channeladvisor.orders.acknowledge_orders`` does."""
-    import concurrent.futures
-
-    from hub_channeladvisor import orders
-
-    def acknowledge_orders(client: Any, channel_order_ids: Any) -> list[Any]:
-        ids = list(channel_order_ids)
-        workers = max(1, min(len(ids), client.limiter.in_flight.limit))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(lambda order_id: orders._export(client, order_id), ids))
-        client.flush()
-        return results
-
-    orders.acknowledge_orders = acknowledge_orders
-
-
-def pipelined_get_orders(hub: Any, connection_name: str) -> Any:
-    """EXPERIMENT (core): ``get_orders`` with the Export calls of a stored chunk running in
-    the background while the next chunk is read and stored (at most one chunk being
-    exported; each still only after its commit). Otherwise as ``hub_core.services.orders``."""
-    import concurrent.futures
-
-    from hub_core.services import orders as svc
-
-    ctx = svc.open_run(hub, connection_name, "get_orders", hub.progress("orders"))
-    row, channel, view = ctx.row, ctx.channel, ctx.connection
-    svc.require_mappings(hub, channel, row)
-    window = int(view.settings.get("order_days", 7))
-    with (
-        svc.RunRecorder(hub, "get_orders", context=ctx) as run,
-        concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool,
-    ):
-        run.extra["days"] = window
-        svc._acknowledge(hub, ctx, row.id, svc._unacknowledged(hub, row.id), run)
-        orders = ctx.call("get_orders", days=window)
-        previous: concurrent.futures.Future[None] | None = None
-        for chunk in svc._chunks(orders, svc.CHUNK):
-            stored = svc._store(hub, row.id, chunk, run.run_id, run)
-            if previous is not None:
-                previous.result()
-            previous = pool.submit(svc._acknowledge, hub, ctx, row.id, stored, run)
-        if previous is not None:
-            previous.result()
-    return run.result()
-
-
-def bulk_store() -> None:
-    """EXPERIMENT (core): store a chunk of orders with one query for the ones already known
-    and one flush, instead of a query and a savepoint + flush per order. A unique-key
-    conflict (another run stored one meanwhile) falls back to the per-order way."""
-    from sqlalchemy import select
-    from sqlalchemy.exc import IntegrityError
-
-    from hub_core.channel import Outcome
-    from hub_core.models import Connection, Order
-    from hub_core.services import orders as svc
-
-    per_order = svc._store
-
-    def _store(hub: Any, connection_id: int, orders: Any, run_id: Any, run: Any) -> list[str]:
-        ids = [o.channel_order_id for o in orders]
-        try:
-            with hub.db.session() as session:
-                connection = session.get(Connection, connection_id)
-                mappings = svc.mappings_of(session, connection)
-                known = dict(
-                    session.execute(
-                        select(Order.channel_order_id, Order.acknowledged_at).where(
-                            Order.connection_id == connection_id, Order.channel_order_id.in_(ids)
-                        )
-                    ).all()
-                )
-                new = [
-                    svc._new_order(connection_id, o, mappings, run_id)
-                    for o in orders
-                    if o.channel_order_id not in known
-                ]
-                session.add_all(new)
-                session.flush()
-        except IntegrityError:
-            return per_order(hub, connection_id, orders, run_id, run)
-        for order_id in known:
-            run.record(order_id, Outcome.SKIPPED, "already imported")
-            run.count("already_imported")
-        for stored in new:
-            run.count(stored.status)
-            reason = f": {stored.hold_reason}" if stored.hold_reason else ""
-            run.record(stored.channel_order_id, Outcome.OK, stored.status + reason)
-        return [o for o in ids if o not in known or known[o] is None]
-
-    svc._store = _store
-
-
-def sandbox_flag_cache(sandbox: common.BenchSandbox) -> None:
-    """EXPERIMENT (sandbox, in this process): keep the sandbox's cached order list when an
-    order is exported, and apply the per-application export flag to it on each page.
-
-    As it is, an Export bumps the orders' version, so the next page filters every order again
-    under the store's one lock: about 50 ms at 10k orders, during which no other request
-    (the hub's Exports included) is served. That is the test double's cost, not the hub's.
-    """
-    import types
-
-    store = sandbox.sandbox.store
-    original_query = type(store).query
-
-    def query(
-        self: Any,
-        coll: Any,
-        flt: Any,
-        orderby: Any,
-        profiles: Any,
-        extra: Any = None,
-        extra_key: Any = None,
-    ) -> list[int]:
-        with self.lock:
-            keys = original_query(self, coll, flt, orderby, profiles)
-            if extra is None:
-                return keys
-            rows = coll.rows
-            return [k for k in keys if extra(rows[k])]
-
-    def set_exported(
-        self: Any, order_id: int, application_id: str, exported: bool, profiles: Any
-    ) -> None:
-        with self.lock:
-            row = self.get_visible(self.orders, order_id, profiles)
-            if row is None:
-                raise self.order_not_found(order_id)
-            if exported:
-                row["_exported_by"].add(application_id)
-            else:
-                row["_exported_by"].discard(application_id)
-            self.dirty_orders.add(order_id)
-
-    store.query = types.MethodType(query, store)
-    store.set_exported = types.MethodType(set_exported, store)
-
-
-EXPERIMENTS = ("exports-5", "pipeline", "bulk-store", "sandbox-flag-cache")
-
-
 # --- the worker ---------------------------------------------------------------------------
 
 
@@ -192,17 +45,11 @@ def worker_get_orders(args: argparse.Namespace) -> None:
     from hub_core.services import Hub
     from hub_core.services.orders import get_orders
 
-    chosen = [n for n in (args.experiment or "").split(",") if n]
-    if "exports-5" in chosen:
-        exports_at_in_flight_cap()
-    if "bulk-store" in chosen:
-        bulk_store()
-    run = pipelined_get_orders if "pipeline" in chosen else get_orders
     hub = Hub.open(args.db)
     limiter = common.scale_client(hub, common.scale_of(args))
     rss_before = common.current_rss_mb()
     started = time.perf_counter()
-    result = common.profiled(args.profile, lambda: run(hub, common.CONNECTION))
+    result = common.profiled(args.profile, lambda: get_orders(hub, common.CONNECTION))
     seconds = time.perf_counter() - started
     hub.db.dispose()
     common.worker_reply(
@@ -276,8 +123,6 @@ def run_case(
         common.note(f"{count:,} orders: hub get orders")
         sandbox.fresh()
         extra = ["--profile", f"{args.profile}.{count}"] if args.profile else []
-        if args.experiment:
-            extra += ["--experiment", args.experiment]
         result = common.run_worker(
             "get_orders.py",
             "get-orders",
@@ -319,8 +164,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every order count, then the report."""
     scale = common.scale_of(args)
     with common.BenchSandbox(scale) as sandbox:
-        if "sandbox-flag-cache" in (args.experiment or ""):
-            sandbox_flag_cache(sandbox)
         rows = [run_case(sandbox, scale, int(count), args) for count in args.orders.split(",")]
     targets = {
         f"get_{row['orders']}_within_1.2x_bound": {
@@ -334,7 +177,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "get_orders",
         "machine": common.machine(),
         "scale": scale.to_json(),
-        "experiment": args.experiment,
         "rows": rows,
         "targets": targets,
     }
@@ -385,16 +227,9 @@ def main() -> None:
     parser.add_argument(
         "--profile", help="write a cProfile of each hub run to FILE.<orders> (main thread)"
     )
-    parser.add_argument(
-        "--experiment",
-        help=f"try proposed changes in the hub's run: a comma list of {', '.join(EXPERIMENTS)}",
-    )
     parser.add_argument("--db", help=argparse.SUPPRESS)
     common.add_scale_options(parser)
     args = parser.parse_args()
-    for name in (args.experiment or "").split(","):
-        if name and name not in EXPERIMENTS:
-            parser.error(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
     if args.worker:
         worker_get_orders(args)
     else:

@@ -3,11 +3,16 @@
 For each case N:M the sandbox holds M products and the hub's catalog N of their SKUs (none
 linked). Three runs, each in a worker process against a fresh rate budget:
 
-* **lookups** — the plugin's batched SKU lookups (``$batch`` of 100 ``Sku eq`` queries);
-* **sweep** — the plugin's catalog sweep (every page of ``$select=ID,Sku``, following
-  ``@odata.nextLink``; pages come one after another, so its bound has one in flight);
+* **lookups** — ``link_listings`` with the plugin's batched SKU lookups (``$batch`` of 100
+  ``Sku eq`` queries, up to 5 in flight), forced by ``HUB_CHANNELADVISOR_LINK_STRATEGY``;
+* **sweep** — the same with the catalog sweep forced (every page of ``$select=ID,Sku``,
+  following ``@odata.nextLink``; pages come one after another, so its bound has one in
+  flight);
 * **hub** — ``link_listings`` as a user runs it: the plugin chooses (for N > 100 it reads the
-  first catalog page to learn M, see ``plan_link``), and the links are stored.
+  first catalog page to learn M, see ``plan_link``).
+
+Each run stores its links. Target (issue 14): the plugin's choice within 1.2x of the faster
+of the two ways.
 
 The default cases show each way winning: 100 of 100k (lookups), 2,000 of 2,000 (sweep) and
 1,000 of 2,000 (close in time; the sweep spends far fewer rate units).
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import sys
 import tempfile
@@ -34,39 +40,35 @@ import common
 from common import Bound, Column
 
 STRATEGIES = ("lookup", "sweep", "hub")
+#: The plugin's switch that forces one way of linking.
+LINK_STRATEGY_ENV = "HUB_CHANNELADVISOR_LINK_STRATEGY"
 
 
 # --- workers ------------------------------------------------------------------------------
 
 
 def worker_link(args: argparse.Namespace) -> None:
-    """Find the catalog's SKUs one way (``--strategy``) and report time and outcome."""
-    from hub_channeladvisor import listings
-    from hub_channeladvisor.client.api import ChannelAdvisorClient
+    """Link the catalog's SKUs (``link_listings``, links stored) and report time and outcome.
+
+    ``--strategy lookup`` or ``sweep`` forces the plugin's way through its public switch,
+    ``HUB_CHANNELADVISOR_LINK_STRATEGY``; ``hub`` leaves the choice to the plugin.
+    """
     from hub_core.services import Hub
-    from hub_core.services.connections import open_run
     from hub_core.services.listings import link_listings
 
+    os.environ[LINK_STRATEGY_ENV] = "auto" if args.strategy == "hub" else args.strategy
     hub = Hub.open(args.db)
     limiter = common.scale_client(hub, common.scale_of(args))
-    skus = Path(args.skus).read_text().split()
     started = time.perf_counter()
-    if args.strategy == "hub":
-        result = link_listings(hub, common.CONNECTION)
-        found = result.counts.get("linked", 0)
-    else:
-        view = open_run(hub, common.CONNECTION).connection
-        with ChannelAdvisorClient(view) as client:
-            if args.strategy == "lookup":
-                answers = client.lookup_skus(skus)
-            else:
-                # The plugin's own sweep (a private function: this benchmark measures it).
-                answers = listings._sweep(client, client.catalog_first_page(), skus)
-        found = sum(1 for rows in answers.values() if isinstance(rows, list) and rows)
+    result = link_listings(hub, common.CONNECTION)
     seconds = time.perf_counter() - started
     hub.db.dispose()
     common.worker_reply(
-        {"seconds": round(seconds, 3), "found": found, **common.limiter_stats(limiter)}
+        {
+            "seconds": round(seconds, 3),
+            "found": result.counts.get("linked", 0),
+            **common.limiter_stats(limiter),
+        }
     )
 
 
@@ -135,8 +137,6 @@ def run_case(
             common.add_bench_connection(hub, sandbox)
             seed_catalog(hub, skus)
             hub.db.dispose()
-            sku_file = Path(tmp) / "skus.txt"
-            sku_file.write_text("\n".join(skus))
             common.note(f"case {n:,} of {m:,}: {strategy}")
             sandbox.fresh()
             result = common.run_worker(
@@ -147,8 +147,6 @@ def run_case(
                     common.database_url(Path(tmp)),
                     "--strategy",
                     strategy,
-                    "--skus",
-                    str(sku_file),
                     *scale.args(),
                 ],
             )
@@ -201,14 +199,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "fewer_units": "lookup" if lookup["units"] <= sweep["units"] else "sweep",
                 "plugin_chose": hub["strategy"],
                 "plugin_reason": hub["plugin_reason"],
+                # Target (issue 14): the plugin's run within 1.2x of the faster way.
+                "hub_x_faster": common.ratio(
+                    hub["seconds"], min(lookup["seconds"], sweep["seconds"])
+                ),
             }
         )
+    targets = {
+        f"choice_{case['case']}_within_1.2x_of_the_faster": {
+            "goal": 1.2,
+            "value": case["hub_x_faster"],
+            "met": case["hub_x_faster"] is not None and case["hub_x_faster"] <= 1.2,
+        }
+        for case in cases
+    }
     return {
         "benchmark": "link",
         "machine": common.machine(),
         "scale": scale.to_json(),
         "rows": rows,
         "cases": cases,
+        "targets": targets,
     }
 
 
@@ -242,7 +253,8 @@ def render(report: Mapping[str, Any]) -> str:
     for case in report["cases"]:
         lines.append(
             f"{case['case']}: faster {case['faster']}, fewer units {case['fewer_units']}; the "
-            f"plugin chose {case['plugin_chose']} ({case['plugin_reason']})"
+            f"plugin chose {case['plugin_chose']} ({case['plugin_reason']}): "
+            f"x{case['hub_x_faster']} of the faster (goal 1.2)"
         )
     return "\n".join(lines)
 
@@ -256,7 +268,6 @@ def main() -> None:
     )
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--strategy", choices=STRATEGIES, help=argparse.SUPPRESS)
-    parser.add_argument("--skus", help=argparse.SUPPRESS)
     common.add_scale_options(parser)
     args = parser.parse_args()
     if args.worker:

@@ -12,10 +12,13 @@ is scaled the same way. In one run:
 * the bound: ``max(units / rate, round trips x L / 5)`` for the changes sent in full batches
   of 100 (``fields + ceil(fields / 100)`` units, ``ceil(fields / 100)`` round trips).
 
-Requests, units, 429s and the in-flight peak come from the sandbox's request log.
+Requests, units, 429s and the in-flight peak come from the sandbox's request log. With
+``--redis-url`` the hub's runs count the rate budget and the in-flight slots in Redis
+(``HUB_REDIS_URL``, the limiter several processes share) instead of in the process.
 
     .venv/bin/python bench/listing_sync.py [--listings 10000] [--changed-pct 100] [--scale 20]
-        [--latency-ms 30] [--jitter-ms 10] [--naive-sample 500] [--profile FILE] [--json]
+        [--latency-ms 30] [--jitter-ms 10] [--naive-sample 500] [--redis-url URL]
+        [--profile FILE] [--json]
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
 from common import Bound, Column
+
+#: The hub's switch for the limiter shared through Redis (README, "Rate limits").
+REDIS_URL_ENV = "HUB_REDIS_URL"
 
 # --- the naive client ---------------------------------------------------------------------
 
@@ -151,7 +157,6 @@ def worker_hub_sync(args: argparse.Namespace) -> None:
     from hub_core.services import Hub
     from hub_core.services.listings import sync_listings
 
-    common.apply_experiments(args.experiment)
     hub = Hub.open(args.db)
     limiter = common.scale_client(hub, common.scale_of(args))
     rss_before = common.current_rss_mb()
@@ -233,11 +238,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         hub.db.dispose()
         setup_seconds = time.perf_counter() - started
         worker_args = ["--db", common.database_url(Path(tmp)), *scale.args()]
-        if args.experiment:
-            worker_args += ["--experiment", args.experiment]
+        # The limiter: per process, or shared through Redis (the switch the hub documents).
+        env = {REDIS_URL_ENV: args.redis_url or ""}
+
+        def fresh() -> None:
+            sandbox.fresh()
+            if args.redis_url:
+                common.clear_shared_limits(args.redis_url, sandbox.url)
 
         common.note(f"hub: syncing {len(changes):,} changed listings")
-        sandbox.fresh()
+        fresh()
         hub_run = common.run_worker(
             "listing_sync.py",
             "hub-sync",
@@ -245,12 +255,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 *worker_args,
                 *(["--profile", args.profile] if args.profile else []),
             ],
+            env=env,
         )
         hub_log = sandbox.stats()
 
         common.note("hub: syncing again with nothing changed")
-        sandbox.fresh()
-        again_run = common.run_worker("listing_sync.py", "hub-sync", worker_args)
+        fresh()
+        again_run = common.run_worker("listing_sync.py", "hub-sync", worker_args, env=env)
         again_log = sandbox.stats()
 
         ids = {sku: pid for sku, pid, _, _ in products}
@@ -378,11 +389,13 @@ def report(
         }
     )
     hub_row = rows[0]
+    # Issue 14: 10k at F=20 within 1.05x (1.10x with the Redis limiter), 100k at F=50 1.10x.
+    goal = 1.10 if args.listings >= 100_000 or args.redis_url else 1.05
     targets = {
-        "sync_within_1.15x_bound": {
-            "goal": 1.15,
+        f"sync_within_{goal:.2f}x_bound": {
+            "goal": goal,
             "value": hub_row["x_bound"],
-            "met": hub_row["x_bound"] is not None and hub_row["x_bound"] <= 1.15,
+            "met": hub_row["x_bound"] is not None and hub_row["x_bound"] <= goal,
         },
         "no_rate_limit_violation": {
             "goal": 0,
@@ -401,10 +414,10 @@ def report(
         },
     }
     if args.listings >= 100_000:
-        targets["peak_rss_within_200mb"] = {
-            "goal": 200,
+        targets["peak_rss_within_150mb"] = {
+            "goal": 150,
             "value": hub_row["peak_rss_mb"],
-            "met": hub_row["peak_rss_mb"] <= 200,
+            "met": hub_row["peak_rss_mb"] <= 150,
         }
     return {
         "benchmark": "listing_sync",
@@ -414,7 +427,7 @@ def report(
         "changed": changed,
         "fields": fields,
         "scale": scale.to_json(),
-        "experiment": args.experiment,
+        "limiter": "redis" if args.redis_url else "in-process",
         "setup_seconds": round(setup_seconds, 1),
         "bound": bound.to_json(),
         "rows": rows,
@@ -449,7 +462,7 @@ def render(report: Mapping[str, Any]) -> str:
         f"changed ({report['changed']:,} listings, {report['fields']:,} fields)",
         f"sandbox: latency {scale['latency_ms']:g} ms + up to {scale['jitter_ms']:g} ms jitter; "
         f"rate 2,000 units per {scale['window_s']:g} s (= {scale['rate_per_minute']:,.0f}/min, "
-        f"F={scale['factor']:g}); 5 in flight",
+        f"F={scale['factor']:g}); 5 in flight; the hub's limiter: {report['limiter']}",
         f"bound: {bound['seconds']:.2f} s, set by {bound['limited_by']} (rate "
         f"{bound['rate_seconds']:.2f} s, latency {bound['latency_seconds']:.2f} s); with the "
         f"window's 2,000-unit burst allowed: {bound['strict_seconds']:.2f} s (hub: "
@@ -485,9 +498,8 @@ def main() -> None:
     )
     parser.add_argument("--profile", help="write a cProfile of the hub's sync to this file")
     parser.add_argument(
-        "--experiment",
-        help="try proposed changes in the hub's runs: a comma list of "
-        f"{', '.join(common.EXPERIMENTS)} (see common.py)",
+        "--redis-url",
+        help="run the hub with the rate budget and in-flight slots in Redis (HUB_REDIS_URL)",
     )
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--plan", help=argparse.SUPPRESS)

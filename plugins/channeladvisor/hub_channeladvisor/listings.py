@@ -6,6 +6,9 @@ Linking finds products by SKU in one of two ways, whichever is cheaper (:func:`p
   per SKU, in ``$batch`` requests of up to 100 (one SKU: a plain GET);
 * **sweep** — every page of ``Products?$filter=ProfileID eq N&$select=ID,Sku&$count=true``.
 
+``HUB_CHANNELADVISOR_LINK_STRATEGY=lookup`` or ``sweep`` forces one way (benchmarks compare
+them with it; ``auto``, the default, lets :func:`plan_link` choose).
+
 Then per SKU: rows with exactly this Sku; if none, rows equal ignoring case; none -> not_found,
 several -> ambiguous (the ids are listed), one -> linked — unless that product is a parent
 (``IsParent``, ``ProductType`` ``Parent``) or a bundle (``ProductType`` ``Bundle``): a parent
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
@@ -42,9 +46,27 @@ from hub_core.channel import (
     ListingUpdate,
     Outcome,
 )
+from hub_core.errors import InvalidInput
 
 #: SKU lookups per ``$batch``.
 LOOKUPS_PER_BATCH = MAX_PARTS
+#: Forces the way link finds products: ``auto`` (default), ``lookup`` or ``sweep``.
+LINK_STRATEGY_ENV = "HUB_CHANNELADVISOR_LINK_STRATEGY"
+LINK_STRATEGIES = ("auto", "lookup", "sweep")
+
+
+def forced_strategy() -> str:
+    """The way ``HUB_CHANNELADVISOR_LINK_STRATEGY`` forces (``auto``: none).
+
+    :raises InvalidInput: the variable holds something else.
+    """
+    value = os.environ.get(LINK_STRATEGY_ENV, "").strip().lower() or "auto"
+    if value not in LINK_STRATEGIES:
+        raise InvalidInput(
+            f"{LINK_STRATEGY_ENV} is {value!r}; it must be one of {', '.join(LINK_STRATEGIES)} "
+            "(or unset)."
+        )
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +195,11 @@ def link_listings(client: ChannelAdvisorClient, items: Sequence[CatalogItem]) ->
     progress = client.connection.progress
     skus = list(dict.fromkeys(item.sku for item in items))
     answers: dict[str, list[dict[str, Any]] | str]
-    if len(skus) <= LOOKUPS_PER_BATCH:
+    forced = forced_strategy()
+    if forced == "sweep":
+        answers = _sweep(client, client.catalog_first_page(), skus)
+        progress.advance(len(skus))
+    elif forced == "lookup" or len(skus) <= LOOKUPS_PER_BATCH:
         # One round trip either way: a sweep can at best tie, so do not read the catalog.
         answers = client.lookup_skus(skus, on_done=progress.advance)
     else:

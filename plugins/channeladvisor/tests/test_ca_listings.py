@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from hub_channeladvisor import plugin
-from hub_channeladvisor.listings import match_sku, plan_link
+from hub_channeladvisor.listings import LINK_STRATEGY_ENV, match_sku, plan_link
 from hub_core.channel import CatalogItem, ListingStatus, ListingUpdate, Outcome
+from hub_core.errors import InvalidInput
 
 
 def item(sku: str) -> CatalogItem:
@@ -387,3 +388,25 @@ def test_a_deleted_product_whose_sku_is_now_a_bundle_is_unsupported(ca, conn) ->
     )
     assert outcome.status is ListingStatus.UNSUPPORTED
     assert "now belongs to a bundle product" in outcome.message
+
+
+def test_the_link_strategy_switch_forces_the_sweep_or_the_lookups(ca, conn, h, monkeypatch) -> None:
+    ca.get("Products", *catalog(120, h))
+    ca.batch(lambda parts: [{"status": 200, "body": {"value": []}}] * len(parts))
+    monkeypatch.setenv(LINK_STRATEGY_ENV, "sweep")
+    # Two SKUs would be looked up in one batch; forced, the catalog is read instead.
+    results = plugin.hub_link_listings(connection=conn(), items=[item("SKU-1"), item("nope")])
+    assert [r.status for r in results] == [ListingStatus.LINKED, ListingStatus.NOT_FOUND]
+    assert (len(ca.sent("GET")), ca.batches) == (2, [])
+
+    monkeypatch.setenv(LINK_STRATEGY_ENV, "lookup")
+    # 150 SKUs of a 120-product catalog would be swept; forced, they are looked up.
+    plugin.hub_link_listings(connection=conn(), items=[item(f"SKU-{i}") for i in range(150)])
+    assert len(ca.sent("GET")) == 2  # no catalog page read this time
+    assert sorted(len(b) for b in ca.batches) == [50, 100]
+
+
+def test_an_unknown_link_strategy_is_refused_naming_the_choices(conn, monkeypatch) -> None:
+    monkeypatch.setenv(LINK_STRATEGY_ENV, "fastest")
+    with pytest.raises(InvalidInput, match="must be one of auto, lookup, sweep"):
+        plugin.hub_link_listings(connection=conn(), items=[item("SKU-1")])
