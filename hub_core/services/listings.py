@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -25,8 +26,10 @@ from hub_core.services.connections import get_connection, open_run
 from hub_core.services.context import Hub, OperationResult, RecordResult, RunContext
 from hub_core.services.runs import RunRecorder
 
-#: Listings handed to a plugin per sync call: bounds memory and lets commits advance.
-CHUNK = 5000
+#: Listings handed to a plugin per sync call: bounds memory and lets commits advance. Each
+#: chunk's outcomes are stored while the next chunk is sent, so the last chunk's storing is
+#: what a sync spends after its last answer: kept small.
+CHUNK = 2000
 #: SKUs handed to a plugin per link call: large, because a channel may choose to read its
 #: whole catalog once per call (cheaper than lookups for many SKUs).
 LINK_CHUNK = 100_000
@@ -511,19 +514,32 @@ def sync_listings(
             up_to = current_counter(session)
             listing_ids = pending_listing_ids(session, ctx.row, up_to)
         view.progress.set_total(len(listing_ids))
-        for start in range(0, len(listing_ids), CHUNK):
-            ids = listing_ids[start : start + CHUNK]
-            with hub.db.session() as session:
-                chunk = updates_for(session, ids)
-            # Listings found to need nothing count as done.
-            view.progress.advance(len(ids) - len(chunk))
-            if not chunk:
-                continue
-            outcomes = ctx.call("sync_listings", updates=chunk)
-            _check_answers(channel.name, "sync", [u.sku for u in chunk], outcomes)
-            crash_point("sync_listings.sent")
-            _store_sync(hub, ctx.row, chunk, outcomes, run)
-            del chunk, outcomes
+        # One thread stores a chunk's outcomes while the next chunk is read and sent.
+        with concurrent.futures.ThreadPoolExecutor(1, "hub-store-sync") as pool:
+            storing: concurrent.futures.Future[None] | None = None
+            try:
+                for start in range(0, len(listing_ids), CHUNK):
+                    ids = listing_ids[start : start + CHUNK]
+                    with hub.db.session() as session:
+                        chunk = updates_for(session, ids)
+                    # Listings found to need nothing count as done.
+                    view.progress.advance(len(ids) - len(chunk))
+                    if not chunk:
+                        continue
+                    outcomes = ctx.call("sync_listings", updates=chunk)
+                    _check_answers(channel.name, "sync", [u.sku for u in chunk], outcomes)
+                    crash_point("sync_listings.sent")
+                    if storing is not None:
+                        storing.result()
+                    storing = pool.submit(_store_sync, hub, ctx.row, chunk, outcomes, run)
+                    del chunk, outcomes
+                if storing is not None:
+                    storing.result()
+            except BaseException:
+                # What the channel applied before the failure is still stored.
+                if storing is not None and not storing.cancelled():
+                    concurrent.futures.wait([storing])
+                raise
         _clear_settled(hub, ctx.row.id, up_to)
         run.count("sent", run.counts.get(Outcome.OK.value, 0))
     return run.result()
