@@ -552,41 +552,55 @@ def _store_sync(
     outcomes: Sequence[ListingOutcome],
     run: RunRecorder,
 ) -> None:
+    """Store what the channel answered for a chunk: one bulk UPDATE by primary key (plain
+    values, no ORM objects: the chunk's listings are written, never read whole)."""
     by_sku = {o.sku: o for o in outcomes}
     with hub.db.session() as session:
-        listings = _listings_by_sku(session, connection, (u.sku for u in updates))
+        ids = _listing_ids(session, connection.id, [u.sku for u in updates])
         now = utcnow()
-        for update in updates:
-            outcome = by_sku[update.sku]
-            listing = listings[update.sku]
+        values: list[dict[str, Any]] = []
+        for sent in updates:
+            outcome = by_sku[sent.sku]
+            row: dict[str, Any] = {"id": ids[sent.sku]}
             if outcome.status is not None and outcome.status != ListingStatus.LINKED:
                 status = ListingStatus(outcome.status)
-                listing.status = status.value
-                listing.message = run.clean(outcome.message)
-                listing.pending = False
+                row.update(status=status.value, message=run.clean(outcome.message), pending=False)
                 failed = status not in STATES_NOT_FAILURES  # broken needs the merchant
                 run.record(
-                    update.sku,
+                    sent.sku,
                     Outcome.FAILED if failed else Outcome.SKIPPED,
-                    outcome.message or listing.status,
+                    outcome.message or status.value,
                 )
-                run.count(listing.status)
-                continue
-            if outcome.outcome == Outcome.OK:
-                if "quantity" in update.changes:
-                    listing.pushed_quantity = update.changes["quantity"]
-                if "price" in update.changes:
-                    listing.pushed_price = update.changes["price"]
-                listing.pending = False
-                listing.synced_at = now
-                listing.message = ""
+                run.count(status.value)
+            elif outcome.outcome == Outcome.OK:
+                if "quantity" in sent.changes:
+                    row["pushed_quantity"] = sent.changes["quantity"]
+                if "price" in sent.changes:
+                    row["pushed_price"] = sent.changes["price"]
+                row.update(pending=False, synced_at=now, message="")
                 if outcome.channel_product_id:
-                    listing.channel_product_id = outcome.channel_product_id
-                run.record(update.sku, Outcome.OK, "sent " + _describe_changes(update.changes))
+                    row["channel_product_id"] = outcome.channel_product_id
+                run.record(sent.sku, Outcome.OK, "sent " + _describe_changes(sent.changes))
             else:
-                listing.pending = True
-                listing.message = run.clean(outcome.message)
-                run.record(update.sku, Outcome(outcome.outcome), outcome.message)
+                row.update(pending=True, message=run.clean(outcome.message))
+                run.record(sent.sku, Outcome(outcome.outcome), outcome.message)
+            values.append(row)
+        if values:
+            session.execute(update(Listing), values)
+
+
+def _listing_ids(session: Session, connection_id: int, skus: Sequence[str]) -> dict[str, int]:
+    """SKU -> listing id of a connection's listings."""
+    found: dict[str, int] = {}
+    for start in range(0, len(skus), 1000):
+        rows = session.execute(
+            select(Listing.sku, Listing.id).where(
+                Listing.connection_id == connection_id,
+                Listing.sku.in_(skus[start : start + 1000]),
+            )
+        )
+        found.update((sku, listing_id) for sku, listing_id in rows)
+    return found
 
 
 def _clear_settled(hub: Hub, connection_id: int, up_to: int) -> None:
