@@ -514,30 +514,43 @@ def sync_listings(
             up_to = current_counter(session)
             listing_ids = pending_listing_ids(session, ctx.row, up_to)
         view.progress.set_total(len(listing_ids))
-        # One thread stores a chunk's outcomes while the next chunk is read and sent.
+        # One thread stores a chunk's outcomes while the next chunk is sent. The next chunk
+        # is read before that (SQLite would make the read wait for the store's write lock).
+        starts = iter(range(0, len(listing_ids), CHUNK))
+
+        def next_chunk() -> list[ListingUpdate] | None:
+            """The updates of the next chunk with something to send; None after the last."""
+            for start in starts:
+                ids = listing_ids[start : start + CHUNK]
+                with hub.db.session() as session:
+                    found = updates_for(session, ids)
+                # Listings found to need nothing count as done.
+                view.progress.advance(len(ids) - len(found))
+                if found:
+                    return found
+            return None
+
         with concurrent.futures.ThreadPoolExecutor(1, "hub-store-sync") as pool:
             storing: concurrent.futures.Future[None] | None = None
             try:
-                for start in range(0, len(listing_ids), CHUNK):
-                    ids = listing_ids[start : start + CHUNK]
-                    with hub.db.session() as session:
-                        chunk = updates_for(session, ids)
-                    # Listings found to need nothing count as done.
-                    view.progress.advance(len(ids) - len(chunk))
-                    if not chunk:
-                        continue
+                chunk = next_chunk()
+                while chunk is not None:
                     outcomes = ctx.call("sync_listings", updates=chunk)
                     _check_answers(channel.name, "sync", [u.sku for u in chunk], outcomes)
                     crash_point("sync_listings.sent")
                     if storing is not None:
                         storing.result()
-                    storing = pool.submit(_store_sync, hub, ctx.row, chunk, outcomes, run)
-                    del chunk, outcomes
+                    try:
+                        following = next_chunk()
+                    finally:
+                        # Stored whatever happens next: the channel has applied it.
+                        storing = pool.submit(_store_sync, hub, ctx.row, chunk, outcomes, run)
+                    chunk = following
                 if storing is not None:
                     storing.result()
             except BaseException:
                 # What the channel applied before the failure is still stored.
-                if storing is not None and not storing.cancelled():
+                if storing is not None:
                     concurrent.futures.wait([storing])
                 raise
         _clear_settled(hub, ctx.row.id, up_to)
