@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -341,13 +341,19 @@ def _record_acknowledged(
                 f"{outcome.message}",
             )
     if ok:
+        # One UPDATE per 1,000 ids: the orders themselves are not read.
+        now = utcnow()
         with hub.db.session() as session:
-            for order in session.scalars(
-                select(Order).where(
-                    Order.connection_id == connection_id, Order.channel_order_id.in_(ok)
+            for start in range(0, len(ok), 1000):
+                session.execute(
+                    update(Order)
+                    .where(
+                        Order.connection_id == connection_id,
+                        Order.channel_order_id.in_(ok[start : start + 1000]),
+                    )
+                    .values(acknowledged_at=now)
+                    .execution_options(synchronize_session=False)
                 )
-            ):
-                order.acknowledged_at = utcnow()
         run.count("acknowledged", len(ok))
 
 
