@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, union, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub_core.channel import (
@@ -403,11 +403,14 @@ def pending_listing_ids(session: Session, connection: Connection, up_to: int) ->
         .join(CatalogProduct, Listing.product_id == CatalogProduct.id)
         .where(Listing.connection_id == connection.id, Listing.status == ListingStatus.LINKED.value)
     )
-    both = union(
-        base.where(CatalogProduct.change_seq > cursor, CatalogProduct.change_seq <= up_to),
-        base.where(Listing.pending.is_(True)),
-    ).subquery()
-    return list(session.scalars(select(both.c.id).order_by(both.c.sku)))
+    # Two index ranges, merged here: one UNION ... ORDER BY made SQLite plan far worse.
+    found = dict(
+        session.execute(
+            base.where(CatalogProduct.change_seq > cursor, CatalogProduct.change_seq <= up_to)
+        ).all()
+    )
+    found.update(session.execute(base.where(Listing.pending.is_(True))).all())
+    return [listing_id for listing_id, _ in sorted(found.items(), key=lambda pair: pair[1])]
 
 
 def updates_for(session: Session, listing_ids: Sequence[int]) -> list[ListingUpdate]:
@@ -428,32 +431,23 @@ def updates_for(session: Session, listing_ids: Sequence[int]) -> list[ListingUpd
         ).all()
     settled: list[int] = []
     updates: list[ListingUpdate] = []
-    for row in rows:
-        price = Decimal(row.price)
+    # Rows unpacked as tuples: attribute access on 10k rows costs more than the checks.
+    for listing_id, sku, product_id, pushed_quantity, pushed_price, *values in rows:
+        title, quantity, raw_price, upc, msrp, cost = values
+        price = Decimal(raw_price)
         changes: dict[str, Any] = {}
-        if row.pushed_quantity != row.quantity:
-            changes["quantity"] = row.quantity
-        if row.pushed_price is None or Decimal(row.pushed_price) != price:
+        if pushed_quantity != quantity:
+            changes["quantity"] = quantity
+        if pushed_price is None or Decimal(pushed_price) != price:
             changes["price"] = price
         if not changes:
-            settled.append(row.id)
+            settled.append(listing_id)
             continue
         item = CatalogItem(
-            sku=row.sku,
-            title=row.title,
-            quantity=row.quantity,
-            price=price,
-            upc=row.upc,
-            msrp=row.msrp,
-            cost=row.cost,
+            sku=sku, title=title, quantity=quantity, price=price, upc=upc, msrp=msrp, cost=cost
         )
         updates.append(
-            ListingUpdate(
-                sku=row.sku,
-                channel_product_id=str(row.channel_product_id),
-                changes=changes,
-                item=item,
-            )
+            ListingUpdate(sku=sku, channel_product_id=str(product_id), changes=changes, item=item)
         )
     for start in range(0, len(settled), 1000):
         session.execute(
