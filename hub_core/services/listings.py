@@ -403,13 +403,15 @@ def pending_listing_ids(session: Session, connection: Connection, up_to: int) ->
         .join(CatalogProduct, Listing.product_id == CatalogProduct.id)
         .where(Listing.connection_id == connection.id, Listing.status == ListingStatus.LINKED.value)
     )
-    # Two index ranges, merged here: one UNION ... ORDER BY made SQLite plan far worse.
+    # Two index ranges (one for the changes, one for the flags), merged here.
+    # Core execution (the session's connection): plain rows, without the ORM's row loading.
+    db = session.connection()
     found = dict(
-        session.execute(
+        db.execute(
             base.where(CatalogProduct.change_seq > cursor, CatalogProduct.change_seq <= up_to)
         ).all()
     )
-    found.update(session.execute(base.where(Listing.pending.is_(True))).all())
+    found.update(db.execute(base.where(Listing.pending.is_(True))).all())
     return [listing_id for listing_id, _ in sorted(found.items(), key=lambda pair: pair[1])]
 
 
@@ -420,8 +422,9 @@ def updates_for(session: Session, listing_ids: Sequence[int]) -> list[ListingUpd
     caller's transaction).
     """
     rows = []
+    db = session.connection()  # Core execution: plain rows, no ORM row loading
     for start in range(0, len(listing_ids), 1000):
-        rows += session.execute(
+        rows += db.execute(
             select(*_PENDING_COLUMNS)
             .join(CatalogProduct, Listing.product_id == CatalogProduct.id)
             .where(
