@@ -156,9 +156,10 @@ class _BothFetchFirst:
     def hub_get_orders(self, connection: ChannelConnection, days: int) -> list[ChannelOrder]:
         orders = list(fake_plugin.hub_get_orders(connection=connection, days=days))
         if self.expire_lease is not None and not self.expired.is_set():
-            self.expired.set()
             with self.expire_lease.session() as session:
                 session.execute(update(Lease).values(expires_at=utcnow() - timedelta(seconds=1)))
+            # Only once committed: a successor woken earlier found the lease still held.
+            self.expired.set()
         self.barrier.wait()
         return orders
 
