@@ -130,6 +130,9 @@ def get_orders(
                         stored = _store(hub, row.id, chunk, run.run_id, run)
                         crash_point("get_orders.stored")
                         finish()
+                        if stored:
+                            # Checked here, on the run's thread (the check is once a run).
+                            ctx.require("acknowledge_orders")
                         telling = (pool.submit(_tell, ctx, stored), len(chunk))
                         if failure is not None:
                             raise failure
