@@ -198,8 +198,9 @@ class RetryEngine:
         queue: collections.deque[int] = collections.deque(range(len(items)))
         budget = RetryBudget(self.policy)
         refreshed = False
-        refreshed_from: set[str | None] = set()
         width = max(1, parallel)
+        # Tokens already refreshed from, when rounds overlap (None: one round at a time).
+        refreshed_from: set[str | None] | None = set() if width > 1 else None
         sending: dict[concurrent.futures.Future[list[Answer]], tuple[list[int], str | None]] = {}
         with contextlib.ExitStack() as stack:
             pool: concurrent.futures.Executor = (
@@ -248,7 +249,7 @@ class RetryEngine:
         queue: collections.deque[int],
         budget: RetryBudget,
         refreshed: bool,
-        refreshed_from: set[str | None],
+        refreshed_from: set[str | None] | None,
         idempotent: Callable[[T], bool],
         verify: Callable[[T], bool] | None,
         on_round: Callable[[list[Final[T]]], None] | None,
@@ -266,10 +267,11 @@ class RetryEngine:
         refresh = [a for a in retry.values() if a.resolution.action is Action.REFRESH_THEN_RETRY]
         # A round sent in parallel with the one that led to a refresh carried the same
         # old token: it needs no refresh of its own.
-        if refresh and self.auth and token_used not in refreshed_from:
+        if refresh and self.auth and not (refreshed_from and token_used in refreshed_from):
             if refreshed:
                 raise AuthError(REFRESHED_AGAIN, detail=refresh[0].detail(self.target))
-            refreshed_from.add(token_used)
+            if refreshed_from is not None:
+                refreshed_from.add(token_used)
             self.auth.refresh(stale=token_used)
         refreshed = bool(refresh)
 
