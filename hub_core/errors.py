@@ -104,5 +104,10 @@ class RunInProgress(HubError):
         self.expires_at = expires_at
 
 
+class LeaseLost(HubError):
+    """A run no longer holds its lease (another run took over, or it could not be renewed in
+    time): it stopped at a commit point, before any further channel write (exit 1)."""
+
+
 class RecordFailed(HubError):
     """One record failed; the operation goes on with the others (counted, exit 4)."""

@@ -161,7 +161,13 @@ def test_a_run_whose_lease_was_taken_over_says_so(
                 time.sleep(0.05)
             assert stalled.lease.lost
             assert _leases(hub) == [(shop.id, "get_orders", successor.run_id)]
-    assert "lease lost" in show_run(hub, stalled.run_id)["message"]
+    # It noticed only after its last commit point: failed all the same, saying why.
+    lost = show_run(hub, stalled.run_id)
+    assert lost["status"] == "failed"
+    assert (
+        f"lease lost: its lease expired while this run stalled and run {successor.run_id} took over"
+        in lost["message"]
+    )
     assert show_run(hub, successor.run_id)["status"] == "ok"
     assert _leases(hub) == []
 

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from hub_core.db import Database
-from hub_core.errors import RunInProgress
+from hub_core.errors import LeaseLost, RunInProgress
 from hub_core.models import Lease, Run, utcnow
 
 LEASE_SECONDS_ENV = "HUB_LEASE_SECONDS"
@@ -165,8 +165,11 @@ def expire_all(db: Database) -> int:
 class LeaseKeeper:
     """Renews a run's lease from a daemon thread until :meth:`stop`.
 
-    ``lost`` becomes true when the lease was taken over (this process stalled past its expiry);
-    the run then reports it in its message.
+    ``lost`` becomes true when the lease was taken over (this process stalled past its expiry).
+    The run calls :meth:`check` at each commit point, before its next channel write: it
+    renews once more and raises :class:`~hub_core.errors.LeaseLost` when the lease is another
+    run's, or when no renewal succeeded before the lease's expiry (the database was away, so
+    another run may have taken it over).
     """
 
     def __init__(
@@ -186,6 +189,10 @@ class LeaseKeeper:
         self.interval = self.seconds / 4
         self.renewals = 0
         self.lost = False
+        #: Why the lease is lost ("" while it is held).
+        self.reason = ""
+        #: The expiry of the last renewal that succeeded: held surely until then.
+        self.held_until: datetime = utcnow() + timedelta(seconds=self.seconds)
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._loop, name=f"hub-lease-{operation}-{run_id}", daemon=True
@@ -210,16 +217,55 @@ class LeaseKeeper:
                 .values(expires_at=expires)
             ).rowcount
         self.renewals += 1
+        if renewed == 1:
+            self.held_until = expires
+        else:
+            self._lose(self._taken_over_reason())
         return renewed == 1
+
+    def _lose(self, reason: str) -> None:
+        if not self.lost:
+            self.lost, self.reason = True, reason
+            log.warning("run %s lost its lease on %s: %s", self.run_id, self.operation, reason)
+
+    def _taken_over_reason(self) -> str:
+        with self.db.session() as session:
+            holder = _current(session, self.connection_id, self.operation)
+            other = holder.run_id if holder is not None else None
+        if other is None:
+            return "its lease was taken away (expired while this run stalled)"
+        return f"its lease expired while this run stalled and run {other} took over"
+
+    def check(self) -> None:
+        """At a commit point: raise LeaseLost unless this run surely still holds its lease.
+
+        Renews once (a cheap update by primary key), so a lease taken over is seen here, at
+        the latest, rather than a quarter of the lease later.
+        """
+        if not self.lost:
+            try:
+                self.renew()
+            except SQLAlchemyError as exc:
+                # The database is away: go on only while the last renewal still holds.
+                if utcnow() >= self.held_until:
+                    self._lose(
+                        "its lease could not be renewed before it expired "
+                        f"({self.held_until.isoformat(timespec='seconds')}): "
+                        f"{exc.__class__.__name__}"
+                    )
+        if self.lost:
+            raise LeaseLost(
+                f"Run {self.run_id} ({self.operation}) stopped: {self.reason}. It stopped at a "
+                "commit point, before sending anything more to the channel; what it did is "
+                "recorded, and the next run goes on from there."
+            )
 
     def _loop(self) -> None:
         # Ends when the run ends (stop); each wait is bounded by the renewal interval.
         while not self._stop.wait(self.interval):
             try:
                 if not self.renew():
-                    self.lost = True
-                    log.warning("run %s lost its lease on %s", self.run_id, self.operation)
-                    return
+                    return  # lost: the run stops at its next commit point (check)
             except SQLAlchemyError as exc:  # the database is away: try again next interval
                 log.warning("run %s could not renew its lease: %s", self.run_id, exc)
 

@@ -185,6 +185,7 @@ def link_listings(
         view.progress.set_total(len(items))
         for start in range(0, len(items), LINK_CHUNK):
             chunk = items[start : start + LINK_CHUNK]
+            run.commit_point()  # publish writes to the channel: only under the run's lease
             results = ctx.call(operation_name(operation), items=chunk)
             _check_answers(channel.name, operation, [i.sku for i in chunk], results)
             crash_point("link_listings.answered")
@@ -532,6 +533,7 @@ def sync_listings(
             try:
                 chunk = next_chunk()
                 while chunk is not None:
+                    run.commit_point()  # a run that lost its lease sends nothing more
                     outcomes = ctx.call("sync_listings", updates=chunk)
                     _check_answers(channel.name, "sync", [u.sku for u in chunk], outcomes)
                     crash_point("sync_listings.sent")

@@ -127,12 +127,16 @@ def get_orders(
 
                 try:
                     for chunk, failure in _chunks(orders, CHUNK):
+                        # Lost its lease: stop before storing (the orders stay unacknowledged
+                        # on the channel, so the run that took over imports them).
+                        run.commit_point()
                         stored = _store(hub, row.id, chunk, run.run_id, run)
                         crash_point("get_orders.stored")
                         finish()
                         if stored:
                             # Checked here, on the run's thread (the check is once a run).
                             ctx.require("acknowledge_orders")
+                            run.commit_point()  # before telling the channel
                         telling = (pool.submit(_tell, ctx, stored), len(chunk))
                         if failure is not None:
                             raise failure
@@ -317,6 +321,8 @@ def _acknowledge(
     channel_order_ids: Sequence[str],
     run: RunRecorder,
 ) -> None:
+    if channel_order_ids:
+        run.commit_point()  # a run that lost its lease tells the channel nothing more
     _record_acknowledged(hub, connection_id, _tell(ctx, channel_order_ids), run)
 
 

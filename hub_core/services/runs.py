@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 
 from hub_core.channel import Outcome
-from hub_core.errors import HubError, InvalidInput, NotFound, NotSupported
+from hub_core.errors import HubError, InvalidInput, LeaseLost, NotFound, NotSupported
 from hub_core.models import Connection, Run, RunRecord, utcnow
 from hub_core.services import leases
 from hub_core.services.context import Hub, OperationResult, RecordResult, RunContext
@@ -85,6 +85,13 @@ class RunRecorder:
             ).start()
         return self
 
+    def commit_point(self) -> None:
+        """Called at each commit point, before the next channel write: raises
+        :class:`~hub_core.errors.LeaseLost` when this run no longer holds its lease, so a run
+        that lost it stops there (failed) and sends nothing more."""
+        if self.lease is not None:
+            self.lease.check()
+
     def record(self, ref: str, outcome: Outcome | str, message: str = "") -> None:
         """Add the outcome of one record."""
         outcome = Outcome(outcome)
@@ -133,8 +140,11 @@ class RunRecorder:
         else:
             failed = self.counts.get(Outcome.FAILED.value, 0)
             self.status = "partial" if failed else "ok"
-        if self.lease is not None and self.lease.lost:
-            lost = "lease lost: this run stalled past its lease's expiry and another run took over"
+        if self.lease is not None and self.lease.lost and not isinstance(exc, LeaseLost):
+            # Lost after its last commit point: what it did is stored, but another run may
+            # have worked alongside it, so it does not count as a clean run.
+            lost = f"lease lost: {self.lease.reason}"
+            self.status = "failed"
             self.message = f"{self.message} ({lost})" if self.message else lost
         with self.hub.db.session() as session:
             if self.connection_id is not None:

@@ -484,6 +484,7 @@ def sync_orders(
         ctx.connection.progress.set_total(len(to_send))
         for start in range(0, len(to_send), CHUNK):
             chunk = to_send[start : start + CHUNK]
+            run.commit_point()  # a run that lost its lease sends nothing more
             outcomes = ctx.call("sync_orders", shipments=chunk)
             crash_point("sync_orders.sent")
             _store_outcomes(hub, chunk, outcomes, run)
