@@ -13,7 +13,6 @@ unreachable the PostgreSQL cases are skipped, except with ``CI=true``, where the
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import warnings
@@ -49,15 +48,8 @@ from hub_core.models import Base
 from hub_core.plugins import PluginLoadWarning, Registry
 from hub_core.services import Hub
 from hub_core.services.connections import add_connection
+from hub_core.testing import databases
 from hub_fake_channel.store import FakeStore
-
-POSTGRES_ENV = "HUB_TEST_POSTGRES_URL"
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() == "true"
-
 
 # --- the installed plugins --------------------------------------------------------------------
 
@@ -98,73 +90,20 @@ def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A throw-away PostgreSQL database for the session (dropped at the end)."""
-    psycopg = pytest.importorskip("psycopg")
-    from psycopg import sql
-
-    base = make_url(os.environ.get(POSTGRES_ENV, DEFAULT_POSTGRES_URL))
-    params = {
-        "host": base.host or "127.0.0.1",
-        "port": base.port or 5432,
-        "user": base.username or "postgres",
-        "dbname": base.database or "postgres",
-        "connect_timeout": 3,
-        "autocommit": True,
-    }
-    if base.password:
-        params["password"] = base.password
-    try:
-        admin = psycopg.connect(**params)
-    except Exception as exc:
-        reason = (
-            f"PostgreSQL is unreachable at {params['host']}:{params['port']} "
-            f"({exc.__class__.__name__}: {' '.join(str(exc).split())}); set {POSTGRES_ENV} to run "
-            "the PostgreSQL cases"
-        )
-        if _in_ci():
-            pytest.fail(f"{reason}. CI=true requires PostgreSQL.", pytrace=False)
-        pytest.skip(reason)
-    name = f"hub_test_{os.getpid()}_{secrets.token_hex(4)}"
-    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        admin.close()
-
-
-def _admin_dsn(url: str) -> str:
-    """A libpq DSN for psycopg itself (no SQLAlchemy driver name)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with databases.postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def postgres_migrated(postgres_database: str) -> str:
-    """The session's PostgreSQL database migrated to head once, with the tables to truncate."""
-    Database(postgres_database).dispose()
-    return postgres_database
-
-
-#: Every table but Alembic's, emptied before each PostgreSQL test.
-_TRUNCATE = "TRUNCATE {} RESTART IDENTITY CASCADE"
+    """The session's PostgreSQL database migrated to head once."""
+    return databases.migrate(postgres_database)
 
 
 @pytest.fixture
 def postgres_url(postgres_migrated: str) -> str:
     """The session's PostgreSQL database at head, every table emptied (ids restart at 1)."""
-    import psycopg
-    from psycopg import sql
-
-    tables = [t.name for t in Base.metadata.sorted_tables]
-    with psycopg.connect(_admin_dsn(postgres_migrated), autocommit=True) as admin:
-        # A connection a previous test left inside a transaction would block TRUNCATE: fail
-        # fast naming it rather than hang.
-        admin.execute("SET lock_timeout = '10s'")
-        admin.execute(
-            sql.SQL(_TRUNCATE).format(sql.SQL(", ").join(sql.Identifier(t) for t in tables))
-        )
-    return postgres_migrated
+    return databases.empty_tables(postgres_migrated)
 
 
 @pytest.fixture
@@ -175,7 +114,7 @@ def postgres_fresh_url(postgres_database: str) -> Iterator[str]:
 
     url = make_url(postgres_database)
     schema = f"t_{secrets.token_hex(6)}"
-    dsn = _admin_dsn(postgres_database)
+    dsn = databases.admin_dsn(postgres_database)
     with psycopg.connect(dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     try:

@@ -34,6 +34,7 @@ from hub_core.services import Hub
 from hub_core.services.connections import add_connection, configure_connection
 from hub_core.services.shipments import ship_order
 from hub_core.services.shipping import add_mapping
+from hub_core.testing.databases import skip_or_fail
 from hub_core.worker.app import make_app
 from hub_core.worker.dispatch import Planned, collect, enqueue
 from hub_fake_channel.store import FakeStore
@@ -45,10 +46,6 @@ HUB = str(Path(sys.executable).with_name("hub"))
 WAIT = 120.0
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() == "true"
-
-
 def _require(service: str, url: str) -> str:
     """``url`` when the broker answers; else skip (fail under CI=true) naming it."""
     from kombu import Connection
@@ -57,10 +54,9 @@ def _require(service: str, url: str) -> str:
         with Connection(url, connect_timeout=3) as connection:
             connection.ensure_connection(max_retries=1, timeout=3)
     except Exception as exc:
-        reason = f"{service} is unreachable at {url} ({exc.__class__.__name__}: {exc})"
-        if _in_ci():
-            pytest.fail(f"{reason}. CI=true requires {service}.", pytrace=False)
-        pytest.skip(reason)
+        skip_or_fail(
+            f"{service} is unreachable at {url} ({exc.__class__.__name__}: {exc})", service
+        )
     return url
 
 

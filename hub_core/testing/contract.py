@@ -10,7 +10,9 @@ Subclass :class:`ChannelContract` in a test module and name your harness; that i
         harness_class = FakeHarness
 
 Each ``test_*`` method drives the real ``hub`` CLI (click's CliRunner, in-process) against a
-temporary SQLite database and the harness's channel double, with a registry holding only the
+temporary SQLite database (and, for a class that lists ``"postgresql"`` in
+:attr:`ChannelContract.databases`, once more against PostgreSQL) and the harness's channel
+double, with a registry holding only the
 channel's plugin and :class:`~hub_core.testing.cli.HookCalls`, a wrapper plugin that counts
 every operation hook call. Scenario ids name the channel (``test_sync_sends_only_changes[fake]``)
 and the case (``test_capability_matches_behaviour[fake-publish_listings]``).
@@ -40,6 +42,7 @@ from hub_core.channel import NOT_SUPPORTED, OPERATIONS, REQUIREMENTS, SUPPORTED
 from hub_core.home import HOME_ENV
 from hub_core.plugins import Channel, Registry
 from hub_core.services.connections import secret_keys
+from hub_core.testing import databases
 from hub_core.testing.cli import CliResult, HookCalls, HubCli, make_registry
 from hub_core.testing.harness import ChannelHarness, FailureKind
 
@@ -265,8 +268,11 @@ class World:
 
 
 @contextmanager
-def open_world(harness_class: type[ChannelHarness], workdir: Path) -> Iterator[World]:
-    """Start a harness in ``workdir`` and open the CLI on a fresh database next to it.
+def open_world(
+    harness_class: type[ChannelHarness], workdir: Path, database_url: str | None = None
+) -> Iterator[World]:
+    """Start a harness in ``workdir`` and open the CLI on a fresh database next to it (or on
+    ``database_url``, an empty database at head).
 
     The registry holds only the harness's plugin and a :class:`HookCalls`; the harness is
     stopped when the block ends. The hub's home (where it keeps its key file) is in
@@ -279,7 +285,7 @@ def open_world(harness_class: type[ChannelHarness], workdir: Path) -> Iterator[W
         try:
             calls = HookCalls()
             registry = make_registry([(harness.plugin(), harness.channel)], calls)
-            cli = HubCli(registry, f"sqlite:///{workdir / 'hub.db'}")
+            cli = HubCli(registry, database_url or f"sqlite:///{workdir / 'hub.db'}")
             yield World(harness=harness, cli=cli, calls=calls, workdir=workdir)
         finally:
             harness.stop()
@@ -325,6 +331,10 @@ class ChannelContract:
 
     #: The channel's :class:`~hub_core.testing.ChannelHarness` subclass.
     harness_class: ClassVar[type[ChannelHarness]]
+    #: The hub databases every test runs on: ``"sqlite"`` (a file per test) and, listed,
+    #: ``"postgresql"`` (one throw-away database per class on ``HUB_TEST_POSTGRES_URL``,
+    #: emptied before each test; skipped when unreachable, failed under ``CI=true``).
+    databases: ClassVar[tuple[str, ...]] = ("sqlite",)
 
     # -- parametrization and fixtures -------------------------------------------------------
 
@@ -337,17 +347,43 @@ class ChannelContract:
                 "with a channel name (see hub_core.testing.ChannelHarness)."
             )
         channel = harness_class.channel
+        unknown = set(self.databases) - {"sqlite", "postgresql"}
+        if unknown or not self.databases:
+            raise TypeError(
+                f"{type(self).__name__}.databases must list 'sqlite' and/or 'postgresql', "
+                f"not {self.databases!r}."
+            )
         if "contract_channel" in metafunc.fixturenames:
             metafunc.parametrize("contract_channel", [channel], ids=[channel], scope="class")
+        if len(self.databases) > 1 and "contract_database" in metafunc.fixturenames:
+            # After the channel in the id: test_sync_sends_only_changes[fake-postgresql]
+            metafunc.parametrize("contract_database", self.databases, ids=list(self.databases))
         if "operation" in metafunc.fixturenames:
             metafunc.parametrize("operation", OPERATIONS, ids=list(OPERATIONS))
         if "fault" in metafunc.fixturenames:
             metafunc.parametrize("fault", FAULTS, ids=[f.id for f in FAULTS])
 
     @pytest.fixture
-    def world(self, contract_channel: str, tmp_path: Path) -> Iterator[World]:
+    def contract_database(self) -> str:
+        """The database of this test (parametrized when :attr:`databases` lists several)."""
+        return self.databases[0]
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def contract_postgres(cls) -> Iterator[str]:
+        """A throw-away PostgreSQL database at head for this class's tests (dropped after)."""
+        with databases.postgres_database() as url:
+            yield databases.migrate(url)
+
+    @pytest.fixture
+    def world(
+        self, contract_channel: str, contract_database: str, tmp_path: Path, request: Any
+    ) -> Iterator[World]:
         """A started channel double and the CLI on a fresh database (no connection yet)."""
-        with open_world(self.harness_class, tmp_path) as world:
+        url = None
+        if contract_database == "postgresql":
+            url = databases.empty_tables(request.getfixturevalue("contract_postgres"))
+        with open_world(self.harness_class, tmp_path, url) as world:
             yield world
 
     @pytest.fixture

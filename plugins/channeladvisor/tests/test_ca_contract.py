@@ -6,3 +6,5 @@ from hub_core.testing import ChannelContract
 
 class TestChannelAdvisorContract(ChannelContract):
     harness_class = ChannelAdvisorHarness
+    # Every service and CLI test runs on SQLite and on PostgreSQL (issue 12).
+    databases = ("sqlite", "postgresql")

@@ -6,3 +6,5 @@ from hub_fake_channel.testing import FakeHarness
 
 class TestFakeContract(ChannelContract):
     harness_class = FakeHarness
+    # Every service and CLI test runs on SQLite and on PostgreSQL (issue 12).
+    databases = ("sqlite", "postgresql")
