@@ -1221,6 +1221,7 @@ def worker_command(
     os.environ["HUB_WORKER_CONCURRENCY"] = str(concurrency)  # sizes each process's pool
     app = worker_app.make_app()
     worker_app.check_broker(app)
+    worker_app.check_shared_budget()
     app.worker_main(
         [
             "worker",

@@ -132,6 +132,22 @@ def test_an_unreachable_broker_is_one_clear_error_naming_it(
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_a_worker_with_an_unreachable_shared_budget_refuses_to_start(
+    cli_shop: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``HUB_REDIS_URL`` set but dead: one clear error naming it (exit 1), before any task."""
+    monkeypatch.setenv("HUB_DATABASE_URL", cli_shop.url)
+    monkeypatch.setenv("HUB_REDIS_URL", "redis://:pw-not-shown@127.0.0.1:9/0")
+    # A live broker: only Redis is down.
+    monkeypatch.setattr("hub_core.worker.app.check_broker", lambda app: None)
+    started: list[Any] = []
+    monkeypatch.setattr("celery.Celery.worker_main", lambda *args: started.append(args))
+    result = cli_shop("worker", code=1)
+    assert "Cannot reach Redis at redis://:**@127.0.0.1:9/0 (HUB_REDIS_URL)" in result.output
+    assert "pw-not-shown" not in result.output and started == []
+    assert len(result.output.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [("HUB_SCHEDULE_SCALE", "fast"), ("HUB_SCHEDULE_REFRESH", "-1"),

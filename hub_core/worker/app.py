@@ -128,6 +128,28 @@ def check_broker(app: Celery) -> None:
         ) from None
 
 
+#: Redis holding the channels' rate budget shared by every process (read by the plugins).
+SHARED_BUDGET_ENV = "HUB_REDIS_URL"
+
+
+def check_shared_budget() -> None:
+    """Reach ``HUB_REDIS_URL`` when it is set, so a worker refuses to start (one clear error
+    naming it, exit 1) rather than fail each task it takes."""
+    url = os.environ.get(SHARED_BUDGET_ENV, "").strip()
+    if not url:
+        return
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT).ping()
+    except (redis.exceptions.RedisError, ValueError) as exc:
+        raise HubError(
+            f"Cannot reach Redis at {safe_url(url)} ({SHARED_BUDGET_ENV}), which holds the "
+            f"rate budget shared by every hub process: {_reason(exc)}. Start Redis there, or "
+            f"unset {SHARED_BUDGET_ENV} to count the budget per process."
+        ) from None
+
+
 def check_result_backend(app: Celery) -> None:
     """Reach the result backend (Redis) that ``--wait`` reads; a clear error when it cannot."""
     url = app.conf.result_backend
