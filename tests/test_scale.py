@@ -518,3 +518,40 @@ def test_dispatch_wait_prints_the_runs_like_hub_run(
     result = hub("dispatch", "--all", "--json")
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)["enqueued"]) == 4
+
+
+def test_a_dispatch_refused_for_an_unreachable_result_backend_enqueues_nothing(
+    on_redis: Scale, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker answers but ``--wait``'s result backend does not: one clear error naming it
+    (exit 1) and an empty queue, so the repeated command enqueues each task once."""
+    import redis
+    from click.testing import CliRunner
+
+    from hub_core.cli import cli
+
+    scale = on_redis
+    store = FakeStore(tmp_path / "fake.json")
+    store.create()
+    add_connection(scale.hub, "shop", "fake", {"store": str(store.path)})
+    monkeypatch.setenv("HUB_BROKER_URL", scale.broker)
+    monkeypatch.setenv("HUB_QUEUE", scale.queue)
+    monkeypatch.setenv("HUB_RESULT_BACKEND", "redis://:pw-not-shown@127.0.0.1:9/0")
+    queue = redis.Redis.from_url(scale.broker)
+
+    def dispatch(*args: str) -> Any:
+        return CliRunner().invoke(cli, ["--database-url", scale.database_url, "dispatch", *args])
+
+    try:
+        result = dispatch("shop", "--wait")
+        assert result.exit_code == 1, result.output
+        assert "Cannot reach the result backend redis://:**@127.0.0.1:9/0" in result.output
+        assert "pw-not-shown" not in result.output and "Traceback" not in result.output
+        assert queue.llen(scale.queue) == 0  # nothing enqueued
+        monkeypatch.delenv("HUB_RESULT_BACKEND")
+        again = dispatch("shop")
+        assert again.exit_code == 0, again.output
+        assert queue.llen(scale.queue) == 4  # one task per operation, once
+    finally:
+        queue.delete(scale.queue)
+        queue.close()
