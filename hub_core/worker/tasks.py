@@ -133,7 +133,13 @@ def run_operation(
     if due:
         # How late the scheduler's task started (from due to start), for `bench/fleet.py`.
         lag = (datetime.now(UTC) - datetime.fromisoformat(due)).total_seconds()
-        log.info("hub schedule-lag connection=%s operation=%s lag=%.3f", connection, operation, lag)
+        log.info(
+            "hub schedule-lag connection=%s operation=%s lag=%.3f due=%s",
+            connection,
+            operation,
+            lag,
+            due,
+        )
     try:
         # Each task its own view of the hub: the trigger is per run, the pools are shared,
         # and its own redactor: it knows this task's connection, not every earlier one.
