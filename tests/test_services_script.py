@@ -151,6 +151,36 @@ def test_postgresql_down_is_initialised_and_started_once(scratch: Path) -> None:
     assert not _answers(port)
 
 
+def test_rabbitmq_down_is_started_once(scratch: Path) -> None:
+    _require("rabbitmq-server")
+    port, dist_port = _free_port(), _free_port()
+    base = scratch / "rabbitmq"
+    env = {
+        "HUB_SERVICES": "rabbitmq",
+        "HUB_SERVICES_RABBITMQ_PORT": str(port),
+        "HUB_SERVICES_RABBITMQ_DIST_PORT": str(dist_port),
+        "HUB_SERVICES_RABBITMQ_BASE": str(base),
+    }
+    assert not _answers(port)
+    started = _run(**env)
+    pidfile = base / "pid"
+    try:
+        assert started.returncode == 0, started.stderr
+        assert f"starting RabbitMQ on 127.0.0.1:{port}" in started.stderr
+        assert _answers(port), started.stderr
+        from kombu import Connection
+
+        with Connection(f"amqp://guest:guest@127.0.0.1:{port}//", connect_timeout=10) as amqp:
+            amqp.ensure_connection(max_retries=3, timeout=10)  # it speaks AMQP
+        assert pidfile.exists(), "the script gave RabbitMQ no pid file (to stop it by)"
+        again = _run(**env)
+        assert again.returncode == 0 and "starting" not in again.stderr
+    finally:
+        if pidfile.exists() and pidfile.read_text().strip():
+            _stop(int(pidfile.read_text().split()[0]))
+    assert not _answers(port)
+
+
 def test_a_service_not_asked_for_is_left_alone() -> None:
     """``HUB_SERVICES`` limits the script: a down Redis it was not asked about stays down."""
     _require("redis-server", "redis-cli")
