@@ -20,12 +20,12 @@ from sqlalchemy import delete, func, select, update
 from hub_core import hookimpl
 from hub_core.channel import ChannelConnection, ChannelOrder
 from hub_core.db import Database
-from hub_core.errors import ChannelError, InvalidInput, RunInProgress
+from hub_core.errors import ChannelError, InvalidInput, LeaseLost, RunInProgress
 from hub_core.models import Lease, Order, OrderLine, utcnow
 from hub_core.services import Hub, OperationResult
 from hub_core.services import orders as orders_service
 from hub_core.services.orders import get_orders, list_orders, show_order
-from hub_core.services.runs import list_runs
+from hub_core.services.runs import RunRecorder, list_runs
 from hub_core.services.shipping import add_mapping
 from hub_fake_channel import plugin as fake_plugin
 from hub_fake_channel.store import FakeStore
@@ -208,10 +208,17 @@ def test_a_second_run_while_one_works_is_refused_naming_it(
 
 
 def test_a_run_that_outlived_its_lease_and_its_successor_import_each_order_once(
-    hub: Hub, mapped: str, store: FakeStore, make_registry: Callable, database_url: str
+    hub: Hub,
+    mapped: str,
+    store: FakeStore,
+    make_registry: Callable,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The lease is the first guard; the database's uniqueness is the second: a run stalled
-    past its lease while its successor works stores nothing twice."""
+    past its lease while its successor works stores nothing twice, even with the first guard
+    off (the run's check at its commit points, see the next test)."""
+    monkeypatch.setattr(RunRecorder, "commit_point", lambda self: None)
     ids = [store.add_order([("SKU-1", 1)], order_id=f"C-{n:03d}") for n in range(12)]
     stall = _BothFetchFirst(2, expire_lease=hub.db)
     registry = make_registry((stall, "fake"), load_entrypoints=False)
@@ -236,6 +243,37 @@ def test_a_run_that_outlived_its_lease_and_its_successor_import_each_order_once(
     assert skipped == ids
     assert _acknowledged(store) == dict.fromkeys(ids, True)
     assert all(o["acknowledged"] for o in list_orders(hub, mapped))
+
+
+def test_a_run_that_outlived_its_lease_stops_and_its_successor_imports_each_order(
+    hub: Hub, mapped: str, store: FakeStore, make_registry: Callable, database_url: str
+) -> None:
+    """With the first guard on, the stalled run sees at its first commit point that its
+    successor took the lease over: it stops (failed) before storing or acknowledging."""
+    ids = [store.add_order([("SKU-1", 1)], order_id=f"C-{n:03d}") for n in range(12)]
+    stall = _BothFetchFirst(2, expire_lease=hub.db)
+    registry = make_registry((stall, "fake"), load_entrypoints=False)
+    hubs = [Hub(db=Database(database_url), registry=registry) for _ in range(2)]
+
+    def stalled() -> Any:
+        with pytest.raises(LeaseLost) as lost:
+            get_orders(hubs[0], mapped)
+        return [lost.value]  # in a list: an exception returned would be raised
+
+    def successor() -> OperationResult:
+        assert stall.expired.wait(timeout=60)  # the first run holds the lease, then stalls
+        return get_orders(hubs[1], mapped)
+
+    try:
+        [lost], result = _run_concurrently(stalled, successor)
+    finally:
+        for other in hubs:
+            other.db.dispose()
+    assert f"run {result.run_id} took over" in lost.message
+    assert lost.run_result.status == "failed" and lost.run_result.records == []
+    assert sorted(r.ref for r in result.records if r.outcome == "ok") == ids
+    assert sorted(o for o, _ in _order_rows(hub)) == ids
+    assert _acknowledged(store) == dict.fromkeys(ids, True)
 
 
 def test_a_crash_between_commit_and_acknowledge_heals_on_the_next_run(
