@@ -185,7 +185,8 @@ def link_listings(
         view.progress.set_total(len(items))
         for start in range(0, len(items), LINK_CHUNK):
             chunk = items[start : start + LINK_CHUNK]
-            run.commit_point()  # publish writes to the channel: only under the run's lease
+            if operation == "publish":  # a write to the channel: only under the run's lease
+                run.commit_point()
             results = ctx.call(operation_name(operation), items=chunk)
             _check_answers(channel.name, operation, [i.sku for i in chunk], results)
             crash_point("link_listings.answered")

@@ -126,11 +126,11 @@ def test_one_sync_of_ten_changed_listings(world: World, costs: Any) -> None:
     # One $batch of the 10 quantity updates; the token the connection holds is still valid.
     sent, parts = _sent_since(world, mark)
     assert (sent, parts) == ({"POST /v1/$batch": 1}, 10)
-    # Sessions: open the run's connection, start the run, read the changes, store the
-    # outcomes, advance the cursor, finish the run (main before issue 9: 6 sessions, 3
-    # connection lookups, 2 capability checks).
+    # Sessions: open the run's connection, start the run, read the changes, check the lease
+    # before sending (issue 12), store the outcomes, advance the cursor, finish the run (main
+    # before issue 9: 6 sessions, 3 connection lookups, 2 capability checks).
     assert counted == {
-        "db_sessions": 6,
+        "db_sessions": 7,
         "connection_lookups": 1,
         "capability_checks": 1,
         "ca_clients": 1,
@@ -160,9 +160,11 @@ def test_hub_run_resolves_the_connection_once(world: World, costs: Any) -> None:
     ]
     # Link has nothing to look up and sync orders nothing to send: two operations call the
     # plugin. Main before issue 9: 22 sessions, 10 connection lookups (one more per stored
-    # chunk of orders), 7 capability checks, 3 clients (one per hook call).
+    # chunk of orders), 7 capability checks, 3 clients (one per hook call). Plus one session
+    # per commit point before a channel write, where the run checks its lease (issue 12):
+    # before the sync call, before storing the orders and before acknowledging them.
     assert counted == {
-        "db_sessions": 18,
+        "db_sessions": 21,
         "connection_lookups": 2,
         "capability_checks": 5,
         "ca_clients": 2,
