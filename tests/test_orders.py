@@ -269,7 +269,12 @@ def test_a_run_that_outlived_its_lease_stops_and_its_successor_imports_each_orde
     finally:
         for other in hubs:
             other.db.dispose()
-    assert f"run {result.run_id} took over" in lost.message
+    # The successor may already have finished (and freed the lease) when the stalled run
+    # checks: then no holder can be named.
+    assert (
+        f"run {result.run_id} took over" in lost.message
+        or "its lease was taken away" in lost.message
+    )
     assert lost.run_result.status == "failed" and lost.run_result.records == []
     assert sorted(r.ref for r in result.records if r.outcome == "ok") == ids
     assert sorted(o for o, _ in _order_rows(hub)) == ids
