@@ -57,6 +57,7 @@ from hub_channeladvisor_sandbox.harness import ChannelAdvisorHarness
 from hub_core.crash import CRASH_ENV, POINTS
 from hub_core.db import Database
 from hub_core.services.leases import expire_all
+from hub_core.testing.processes import stop_process
 
 CONNECTION = "shop"
 #: The fault kinds of a chaos run; each gets an equal share of the fault rate.
@@ -199,13 +200,7 @@ class Worker:
         """SIGTERM (Celery's warm shutdown), SIGKILL if it is still there after 30 s."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
+        stop_process(self.process)
         self.process = None
 
     def redeliveries(self) -> int:

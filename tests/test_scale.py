@@ -35,6 +35,7 @@ from hub_core.services.connections import add_connection, configure_connection
 from hub_core.services.shipments import ship_order
 from hub_core.services.shipping import add_mapping
 from hub_core.testing.databases import skip_or_fail
+from hub_core.testing.processes import stop_process
 from hub_core.worker.app import make_app
 from hub_core.worker.dispatch import Planned, collect, enqueue
 from hub_fake_channel.store import FakeStore
@@ -107,14 +108,8 @@ class HubProcess:
 
     def stop(self) -> None:
         """SIGTERM (Celery's warm shutdown), SIGKILL if it is still there after 30 s."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        if self.process is not None:
+            stop_process(self.process)
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")

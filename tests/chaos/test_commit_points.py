@@ -23,6 +23,7 @@ from hub_channeladvisor_sandbox.harness import ChannelAdvisorHarness
 from hub_core.crash import CRASH_ENV, POINTS, crash_point
 from hub_core.db import Database
 from hub_core.services.leases import expire_all
+from hub_core.testing.processes import stop_process
 
 CONNECTION = "shop"
 SKUS = ("CP-1", "CP-2", "CP-3")
@@ -283,14 +284,7 @@ class Worker:
 
     def stop(self) -> None:
         """SIGTERM (warm shutdown), SIGKILL if it is still there after 30 s."""
-        if self.process.poll() is not None:
-            return
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        stop_process(self.process)
 
 
 class WorkerStory:
